@@ -1,0 +1,9 @@
+#![forbid(unsafe_code)]
+//! pushgateway-janitor: a TTL for the Prometheus Pushgateway.
+//!
+//! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
+
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};
