@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
+pub mod duration;
 pub mod error;
 pub mod model;
 
