@@ -6,5 +6,6 @@
 pub mod duration;
 pub mod error;
 pub mod model;
+pub mod selector;
 
 pub use error::{Error, Result};
