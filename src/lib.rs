@@ -5,7 +5,9 @@
 
 pub mod duration;
 pub mod error;
+pub mod guard;
 pub mod model;
+pub mod plan;
 pub mod selector;
 
 pub use error::{Error, Result};

@@ -1,0 +1,243 @@
+//! Per-group facts a decision rests on: age on the replica's own clock, effective TTL, poison,
+//! superseded. Deciding what to do with them is `mod.rs`'s job.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Decision, Policy, Reason};
+use crate::duration::format_seconds;
+use crate::model::{Group, Labels, Snapshot};
+use crate::selector::format_labels;
+
+/// How many grouping keys a note quotes before it says "…".
+const NOTE_EXAMPLES: usize = 3;
+
+/// One read replica, its selected groups judged.
+pub(super) struct Replica<'a> {
+    /// Selected groups only: nothing outside the selector ever reaches a decision.
+    pub groups: Vec<Assessed<'a>>,
+    /// Notes that matter whatever the action.
+    pub plain_notes: Vec<String>,
+    /// `plain_notes` plus notes about judging staleness (unknown ages, bad declared TTLs).
+    pub notes: Vec<String>,
+    pub unkeyed: usize,
+}
+
+pub(super) struct Assessed<'a> {
+    pub group: &'a Group,
+    /// Replica clock minus reference time; `None` when there is no reference time.
+    pub age: Option<f64>,
+    /// Effective TTL in seconds.
+    ttl: f64,
+    /// The TTL came from the group's own declared gauge.
+    declared: bool,
+    /// Another group on the same replica exporting the same series as this phantom.
+    poison_with: Option<&'a Labels>,
+    /// Replica holding a fresher copy of this key, and by how many seconds it is fresher.
+    superseded_by: Option<(usize, f64)>,
+}
+
+impl Assessed<'_> {
+    fn expired(&self) -> bool {
+        self.age.is_some_and(|age| age > self.ttl)
+    }
+
+    /// A copy that stays after this run: only such a copy can make another one superseded, so a
+    /// key never loses all of its copies to "superseded". A phantom is not a copy of anything.
+    fn survives(&self) -> bool {
+        self.age.is_some()
+            && self.poison_with.is_none()
+            && !self.expired()
+            && !self.group.is_phantom()
+    }
+
+    /// Why this group should go, by precedence poison > expired > superseded; `None` = keep.
+    pub fn stale(&self) -> Option<(Reason, String)> {
+        if let Some(other) = self.poison_with {
+            let detail = format!(
+                "phantom (no successful push) exports the same series as {}",
+                format_labels(other)
+            );
+            return Some((Reason::Poison, detail));
+        }
+        if self.expired() {
+            let age = self.age.unwrap_or_default();
+            let kind = if self.declared { "declared ttl" } else { "ttl" };
+            let detail = format!(
+                "age {} over {kind} {}",
+                format_seconds(age),
+                format_seconds(self.ttl)
+            );
+            return Some((Reason::Expired, detail));
+        }
+        let (other, fresher) = self.superseded_by?;
+        let detail = format!(
+            "newer copy on replica {other}, {} fresher",
+            format_seconds(fresher)
+        );
+        Some((Reason::Superseded, detail))
+    }
+
+    pub fn decision(&self, replica: usize, reason: Reason, detail: String) -> Decision {
+        Decision {
+            replica,
+            labels: self.group.labels.clone(),
+            reason,
+            age_seconds: self.age,
+            detail,
+        }
+    }
+}
+
+pub(super) fn replica<'a>(policy: &Policy, snap: &'a Snapshot) -> Replica<'a> {
+    let collisions = collisions(&snap.groups);
+    let mut no_age = Vec::new();
+    let mut bad_declared = Vec::new();
+    let mut groups = Vec::new();
+    for (i, g) in snap.groups.iter().enumerate() {
+        if !policy.selector.matches(&g.labels) {
+            continue;
+        }
+        let age = g
+            .reference_time()
+            .map(|t| snap.clock - t)
+            .filter(|a| a.is_finite());
+        if age.is_none() {
+            no_age.push(&g.labels);
+        }
+        let (ttl, declared) = effective_ttl(policy, g);
+        if policy.ttl_from_metric.is_some() && g.declared_ttl.is_some() && !declared {
+            bad_declared.push(&g.labels);
+        }
+        let poison_with = if g.is_phantom() {
+            collisions[i].map(|j| &snap.groups[j].labels)
+        } else {
+            None
+        };
+        groups.push(Assessed {
+            group: g,
+            age,
+            ttl,
+            declared,
+            poison_with,
+            superseded_by: None,
+        });
+    }
+
+    let mut plain_notes = Vec::new();
+    if !snap.unkeyed.is_empty() {
+        plain_notes.push(format!(
+            "{} group(s) whose key could not be read are never touched",
+            snap.unkeyed.len()
+        ));
+    }
+    let mut notes = plain_notes.clone();
+    if !no_age.is_empty() {
+        notes.push(format!(
+            "{} selected group(s) have neither push nor failure time, so no age; kept: {}",
+            no_age.len(),
+            examples(&no_age)
+        ));
+    }
+    if let (false, Some(metric)) = (bad_declared.is_empty(), &policy.ttl_from_metric) {
+        notes.push(format!(
+            "{} selected group(s) declare an invalid {metric} (NaN, infinite or not above 0); \
+             ttl {} used instead: {}",
+            bad_declared.len(),
+            format_seconds(policy.ttl.as_secs_f64()),
+            examples(&bad_declared)
+        ));
+    }
+    Replica {
+        groups,
+        plain_notes,
+        notes,
+        unkeyed: snap.unkeyed.len(),
+    }
+}
+
+/// TTL in seconds for one group, and whether it is the group's own declared one.
+fn effective_ttl(policy: &Policy, g: &Group) -> (f64, bool) {
+    match (&policy.ttl_from_metric, g.declared_ttl) {
+        (Some(_), Some(v)) if v.is_finite() && v > 0.0 => {
+            let max = policy.max_ttl.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            // max then min (not f64::clamp): no panic should a policy with max < min slip through.
+            (v.max(policy.min_ttl.as_secs_f64()).min(max), true)
+        }
+        _ => (policy.ttl.as_secs_f64(), false),
+    }
+}
+
+/// For each group, another group on the same replica exporting identical series, if any.
+///
+/// Equal after dropping empty-valued labels: the gateway adds `instance=""` to series of a group
+/// without an instance, and Prometheus treats an empty label as absent.
+fn collisions(groups: &[Group]) -> Vec<Option<usize>> {
+    let mut buckets: BTreeMap<Vec<(&str, &str)>, Vec<usize>> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        let series: Vec<(&str, &str)> = g
+            .labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        buckets.entry(series).or_default().push(i);
+    }
+    let mut out = vec![None; groups.len()];
+    for members in buckets.values().filter(|m| m.len() > 1) {
+        for &i in members {
+            // The smallest other key, so the detail is the same whatever order the gateway sent.
+            out[i] = members
+                .iter()
+                .filter(|&&j| j != i)
+                .min_by(|&&a, &&b| groups[a].labels.cmp(&groups[b].labels))
+                .copied();
+        }
+    }
+    out
+}
+
+/// Marks copies that another replica holds fresher by more than `grace` seconds. Ages are compared,
+/// each on its own replica's clock, never push times across replicas.
+pub(super) fn mark_superseded(grace: f64, replicas: &mut [Option<Replica<'_>>]) {
+    let mut survivors: HashMap<&Labels, Vec<(usize, f64)>> = HashMap::new();
+    for (r, rep) in replicas.iter().enumerate() {
+        for g in rep.iter().flat_map(|rep| &rep.groups) {
+            if let (true, Some(age)) = (g.survives(), g.age) {
+                let group: &Group = g.group;
+                survivors.entry(&group.labels).or_default().push((r, age));
+            }
+        }
+    }
+    for (r, rep) in replicas.iter_mut().enumerate() {
+        for g in rep.iter_mut().flat_map(|rep| rep.groups.iter_mut()) {
+            let Some(age) = g.age.filter(|_| g.poison_with.is_none() && !g.expired()) else {
+                continue;
+            };
+            let freshest = survivors
+                .get(&g.group.labels)
+                .into_iter()
+                .flatten()
+                .filter(|(other, _)| *other != r)
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            if let Some(&(other, other_age)) = freshest {
+                if other_age < age - grace {
+                    g.superseded_by = Some((other, age - other_age));
+                }
+            }
+        }
+    }
+}
+
+fn examples(keys: &[&Labels]) -> String {
+    let mut sorted = keys.to_vec();
+    sorted.sort();
+    let mut out: Vec<String> = sorted
+        .iter()
+        .take(NOTE_EXAMPLES)
+        .map(|k| format_labels(k))
+        .collect();
+    if sorted.len() > NOTE_EXAMPLES {
+        out.push("…".into());
+    }
+    out.join(", ")
+}

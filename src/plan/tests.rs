@@ -1,0 +1,556 @@
+use super::*;
+use crate::model::{Group, UnkeyedGroup};
+
+const H: f64 = 3600.0;
+const NOW: f64 = 1_700_000_000.0;
+
+pub(super) fn key(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A group last pushed `age` seconds before `NOW`.
+fn pushed(pairs: &[(&str, &str)], age: f64) -> Group {
+    Group {
+        labels: key(pairs),
+        push_time: NOW - age,
+        push_failure_time: 0.0,
+        last_push_successful: true,
+        declared_ttl: None,
+    }
+}
+
+/// A phantom: never pushed successfully, last failure `age` seconds before `NOW`.
+fn phantom(pairs: &[(&str, &str)], age: f64) -> Group {
+    Group {
+        push_time: 0.0,
+        push_failure_time: NOW - age,
+        last_push_successful: false,
+        ..pushed(pairs, 0.0)
+    }
+}
+
+fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
+    Snapshot {
+        clock,
+        groups,
+        unkeyed: vec![],
+    }
+}
+
+pub(super) fn policy(ttl_h: f64) -> Policy {
+    Policy {
+        ttl: Duration::from_secs_f64(ttl_h * H),
+        selector: Selector::default(),
+        superseded_grace: Some(Duration::from_secs(300)),
+        ttl_from_metric: None,
+        min_ttl: Duration::from_secs(60),
+        max_ttl: None,
+        action: Action::DeleteGroups,
+    }
+}
+
+fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
+    let inputs: Vec<ReplicaInput> = snaps
+        .iter()
+        .map(|s| ReplicaInput {
+            snapshot: *s,
+            status: None,
+        })
+        .collect();
+    plan(p, &inputs)
+}
+
+/// (replica, job, reason) of every decision, in plan order.
+fn summary(plan: &Plan) -> Vec<(usize, String, Reason)> {
+    plan.decisions()
+        .map(|d| (d.replica, d.labels["job"].clone(), d.reason))
+        .collect()
+}
+
+#[test]
+fn validate_refuses_ttl_under_the_floor() {
+    let mut p = policy(1.0);
+    p.ttl = Duration::from_secs(6);
+    let err = p.validate().unwrap_err().to_string();
+    assert_eq!(err, "invalid ttl: 6s is under the floor --min-ttl 1m");
+}
+
+#[test]
+fn validate_refuses_max_ttl_under_min_ttl_zero_ttl_and_bad_metric_name() {
+    let mut p = policy(1.0);
+    p.max_ttl = Some(Duration::from_secs(30));
+    assert!(p
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .starts_with("invalid max-ttl: 30s"));
+    let mut p = policy(1.0);
+    p.ttl = Duration::ZERO;
+    p.min_ttl = Duration::ZERO;
+    assert!(p.validate().is_err());
+    let mut p = policy(1.0);
+    p.ttl_from_metric = Some("bad-name".into());
+    assert!(p.validate().is_err());
+}
+
+#[test]
+fn validate_accepts_zero_grace_and_sane_bounds() {
+    let mut p = policy(6.0);
+    p.superseded_grace = Some(Duration::ZERO);
+    p.max_ttl = Some(Duration::from_secs(86400));
+    p.ttl_from_metric = Some("janitor_ttl_seconds".into());
+    assert!(p.validate().is_ok());
+}
+
+#[test]
+fn expires_only_groups_older_than_ttl() {
+    let s = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "old")], 7.0 * H + 120.0),
+            pushed(&[("job", "edge")], 6.0 * H),
+            pushed(&[("job", "new")], H),
+        ],
+    );
+    let plan = run(&policy(6.0), &[Some(&s)]);
+    assert_eq!(summary(&plan), vec![(0, "old".into(), Reason::Expired)]);
+    let d = &plan.replicas[0].deletes[0];
+    assert_eq!(d.age_seconds, Some(7.0 * H + 120.0));
+    assert_eq!(d.detail, "age 7h 2m over ttl 6h");
+}
+
+#[test]
+fn age_is_measured_on_each_replicas_own_clock() {
+    // Replica 1's clock is a day ahead, and so are its push times: its group is 1h old, not 25h.
+    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 7.0 * H)]);
+    let mut g = pushed(&[("job", "b")], H);
+    g.push_time += 24.0 * H;
+    let r1 = snap(NOW + 24.0 * H, vec![g]);
+    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
+    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Expired)]);
+}
+
+#[test]
+fn groups_outside_the_selector_are_never_decided() {
+    let s = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "nightly-x")], 9.0 * H),
+            pushed(&[("job", "keep")], 9.0 * H),
+            phantom(&[("job", "keep"), ("instance", "")], 9.0 * H),
+        ],
+    );
+    let mut p = policy(6.0);
+    p.selector = r#"job=~"nightly-.*""#.parse().unwrap();
+    for action in [
+        Action::DeleteGroups,
+        Action::Wipe {
+            only_if_all_stale: false,
+        },
+        Action::Wipe {
+            only_if_all_stale: true,
+        },
+    ] {
+        p.action = action;
+        let plan = run(&p, &[Some(&s)]);
+        let jobs: Vec<_> = summary(&plan).into_iter().map(|(_, j, _)| j).collect();
+        assert_eq!(jobs, vec!["nightly-x".to_string()], "{action:?}");
+    }
+}
+
+#[test]
+fn group_without_any_reference_time_is_kept_with_a_note() {
+    let mut g = phantom(&[("job", "ghost")], 0.0);
+    g.push_failure_time = 0.0;
+    let s = snap(NOW, vec![g]);
+    let plan = run(&policy(1.0), &[Some(&s)]);
+    assert_eq!(plan.total_deletes(), 0);
+    assert!(
+        plan.replicas[0].notes[0].contains(r#"no age; kept: {job="ghost"}"#),
+        "{:?}",
+        plan.replicas[0].notes
+    );
+}
+
+#[test]
+fn declared_ttl_replaces_ttl_within_bounds() {
+    let mut p = policy(6.0);
+    p.ttl_from_metric = Some("janitor_ttl_seconds".into());
+    p.max_ttl = Some(Duration::from_secs(48 * 3600));
+    let with = |job: &str, age_h: f64, declared: f64| {
+        let mut g = pushed(&[("job", job)], age_h * H);
+        g.declared_ttl = Some(declared);
+        g
+    };
+    let s = snap(
+        NOW,
+        vec![
+            with("short", 2.0, H),                // declared 1h, 2h old: expired
+            with("long", 10.0, 24.0 * H),         // declared 24h, 10h old: kept
+            with("floor", 0.05, 1.0), // declared 1s raised to the 1m floor; 3m old: expired
+            with("ceiling", 50.0, 1e9), // declared huge, capped at 48h: expired
+            pushed(&[("job", "plain")], 5.0 * H), // no declaration, policy ttl 6h: kept
+        ],
+    );
+    let plan = run(&p, &[Some(&s)]);
+    let jobs: Vec<_> = summary(&plan).into_iter().map(|(_, j, _)| j).collect();
+    assert_eq!(jobs, vec!["ceiling", "floor", "short"]);
+    assert_eq!(
+        plan.replicas[0].deletes[2].detail,
+        "age 2h over declared ttl 1h"
+    );
+    assert_eq!(
+        plan.replicas[0].deletes[1].detail,
+        "age 3m over declared ttl 1m"
+    );
+    // Without --ttl-from-metric the same groups follow the policy ttl.
+    p.ttl_from_metric = None;
+    let jobs: Vec<_> = summary(&run(&p, &[Some(&s)]))
+        .into_iter()
+        .map(|(_, j, _)| j)
+        .collect();
+    assert_eq!(jobs, vec!["ceiling", "long"]);
+}
+
+#[test]
+fn invalid_declared_ttl_falls_back_to_ttl_with_a_note() {
+    let mut p = policy(6.0);
+    p.ttl_from_metric = Some("janitor_ttl_seconds".into());
+    let groups = [f64::NAN, 0.0, -5.0, f64::INFINITY]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut g = pushed(&[("job", &format!("j{i}"))], 2.0 * H);
+            g.declared_ttl = Some(*v);
+            g
+        })
+        .collect();
+    let s = snap(NOW, groups);
+    let plan = run(&p, &[Some(&s)]);
+    assert_eq!(plan.total_deletes(), 0, "2h old under the 6h fallback");
+    let note = &plan.replicas[0].notes[0];
+    assert!(
+        note.starts_with("4 selected group(s) declare an invalid janitor_ttl_seconds"),
+        "{note}"
+    );
+    assert!(note.contains("ttl 6h used instead"), "{note}");
+}
+
+#[test]
+fn older_copy_is_superseded_by_a_fresher_copy_on_another_replica() {
+    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 40.0 * 60.0)]);
+    // Replica 1 is 3h behind in clock, but its copy is only 5m old on its own clock.
+    let mut fresh = pushed(&[("job", "a")], 5.0 * 60.0);
+    fresh.push_time -= 3.0 * H;
+    let r1 = snap(NOW - 3.0 * H, vec![fresh]);
+    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
+    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Superseded)]);
+    assert_eq!(
+        plan.replicas[0].deletes[0].detail,
+        "newer copy on replica 1, 35m fresher"
+    );
+}
+
+#[test]
+fn copies_within_grace_or_equal_age_are_not_superseded() {
+    let mut p = policy(6.0);
+    p.superseded_grace = Some(Duration::from_secs(600));
+    let r0 = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "a")], 900.0),
+            pushed(&[("job", "b")], 900.0),
+        ],
+    );
+    let r1 = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "a")], 400.0),
+            pushed(&[("job", "b")], 900.0),
+        ],
+    );
+    assert_eq!(run(&p, &[Some(&r0), Some(&r1)]).total_deletes(), 0);
+    p.superseded_grace = Some(Duration::ZERO);
+    assert_eq!(
+        summary(&run(&p, &[Some(&r0), Some(&r1)])),
+        vec![(0, "a".into(), Reason::Superseded)]
+    );
+}
+
+#[test]
+fn superseded_is_off_when_disabled_or_a_replica_was_not_read() {
+    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 2.0 * H)]);
+    let r1 = snap(NOW, vec![pushed(&[("job", "a")], 60.0)]);
+    let mut p = policy(6.0);
+    p.superseded_grace = None;
+    assert_eq!(run(&p, &[Some(&r0), Some(&r1)]).total_deletes(), 0);
+
+    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1), None]);
+    assert_eq!(plan.total_deletes(), 0);
+    assert_eq!(
+        plan.replicas[0].notes,
+        vec!["superseded check skipped this run: replica 2 not read"]
+    );
+    assert_eq!(plan.replicas[2].notes, vec!["not read: nothing decided"]);
+}
+
+#[test]
+fn expired_wins_over_superseded() {
+    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 8.0 * H)]);
+    let r1 = snap(NOW, vec![pushed(&[("job", "a")], 60.0)]);
+    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
+    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Expired)]);
+}
+
+#[test]
+fn phantom_or_expired_copies_never_supersede_a_live_one() {
+    let mut p = policy(6.0);
+    p.ttl_from_metric = Some("ttl".into());
+    // Replica 1's copy is fresher but itself expires under its declared 1m TTL.
+    let mut short = pushed(&[("job", "a")], 120.0);
+    short.declared_ttl = Some(60.0);
+    let r0 = snap(
+        NOW,
+        vec![pushed(&[("job", "a")], H), pushed(&[("job", "b")], H)],
+    );
+    let r1 = snap(NOW, vec![short, phantom(&[("job", "b")], 10.0)]);
+    let plan = run(&p, &[Some(&r0), Some(&r1)]);
+    assert_eq!(summary(&plan), vec![(1, "a".into(), Reason::Expired)]);
+}
+
+#[test]
+fn colliding_phantom_is_poison_at_once_and_the_real_group_is_judged_normally() {
+    let s = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "a")], 60.0),
+            phantom(&[("job", "a"), ("instance", "")], 5.0),
+            phantom(&[("job", "lonely"), ("instance", "")], 5.0),
+        ],
+    );
+    let plan = run(&policy(6.0), &[Some(&s)]);
+    let d = &plan.replicas[0].deletes;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].labels, key(&[("job", "a"), ("instance", "")]));
+    assert_eq!(d[0].reason, Reason::Poison);
+    assert_eq!(
+        d[0].detail,
+        r#"phantom (no successful push) exports the same series as {job="a"}"#
+    );
+}
+
+#[test]
+fn poison_wins_over_expired_and_needs_no_age() {
+    let mut ghost = phantom(&[("job", "a"), ("instance", "")], 0.0);
+    ghost.push_failure_time = 0.0;
+    let old_ghost = phantom(&[("job", "b"), ("instance", "")], 9.0 * H);
+    let s = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "a")], 60.0),
+            ghost,
+            pushed(&[("job", "b")], 60.0),
+            old_ghost,
+        ],
+    );
+    let plan = run(&policy(6.0), &[Some(&s)]);
+    let got: Vec<_> = plan
+        .decisions()
+        .map(|d| (d.labels["job"].as_str(), d.reason, d.age_seconds))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", Reason::Poison, None),
+            ("b", Reason::Poison, Some(9.0 * H))
+        ]
+    );
+}
+
+#[test]
+fn phantom_without_collision_ages_from_its_failure_time() {
+    let s = snap(
+        NOW,
+        vec![
+            phantom(&[("job", "old")], 7.0 * H),
+            phantom(&[("job", "new")], H),
+        ],
+    );
+    let plan = run(&policy(6.0), &[Some(&s)]);
+    assert_eq!(summary(&plan), vec![(0, "old".into(), Reason::Expired)]);
+}
+
+fn wipe_inputs<'a>(snaps: &'a [Snapshot], admin: &'a ReplicaStatus) -> Vec<ReplicaInput<'a>> {
+    snaps
+        .iter()
+        .map(|s| ReplicaInput {
+            snapshot: Some(s),
+            status: Some(admin),
+        })
+        .collect()
+}
+
+#[test]
+fn wipe_takes_every_selected_group_and_uses_admin_api_only_for_match_all() {
+    let admin = ReplicaStatus {
+        admin_api: true,
+        ..Default::default()
+    };
+    let snaps = [snap(
+        NOW,
+        vec![
+            pushed(&[("job", "a")], 60.0),
+            pushed(&[("job", "b")], 9.0 * H),
+        ],
+    )];
+    let mut p = policy(6.0);
+    p.action = Action::Wipe {
+        only_if_all_stale: false,
+    };
+    let plan = plan(&p, &wipe_inputs(&snaps, &admin));
+    assert!(plan.replicas[0].admin_wipe);
+    assert_eq!(
+        summary(&plan),
+        vec![(0, "a".into(), Reason::Wipe), (0, "b".into(), Reason::Wipe)]
+    );
+    assert_eq!(plan.replicas[0].deletes[0].detail, "wipe, age 1m");
+
+    p.selector = r#"job="a""#.parse().unwrap();
+    let plan = super::plan(&p, &wipe_inputs(&snaps, &admin));
+    assert!(
+        !plan.replicas[0].admin_wipe,
+        "a selector must delete group by group"
+    );
+    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Wipe)]);
+
+    let no_admin = ReplicaStatus::default();
+    p.selector = Selector::default();
+    assert!(!super::plan(&p, &wipe_inputs(&snaps, &no_admin)).replicas[0].admin_wipe);
+}
+
+#[test]
+fn admin_wipe_is_not_used_when_unkeyed_groups_would_go_too() {
+    let admin = ReplicaStatus {
+        admin_api: true,
+        ..Default::default()
+    };
+    let mut s = snap(NOW, vec![pushed(&[("job", "a")], 60.0)]);
+    s.unkeyed.push(UnkeyedGroup {
+        why: "family named labels".into(),
+    });
+    let mut p = policy(6.0);
+    p.action = Action::Wipe {
+        only_if_all_stale: false,
+    };
+    let plan = plan(&p, &wipe_inputs(std::slice::from_ref(&s), &admin));
+    assert!(!plan.replicas[0].admin_wipe);
+    assert_eq!(plan.total_deletes(), 1);
+    assert!(plan.replicas[0]
+        .notes
+        .iter()
+        .any(|n| n.starts_with("admin wipe not used")));
+}
+
+#[test]
+fn wipe_only_if_all_stale_skips_a_replica_with_any_fresh_group() {
+    let admin = ReplicaStatus {
+        admin_api: true,
+        ..Default::default()
+    };
+    let snaps = [
+        snap(
+            NOW,
+            vec![
+                pushed(&[("job", "a")], 9.0 * H),
+                pushed(&[("job", "b")], 60.0),
+            ],
+        ),
+        snap(
+            NOW,
+            vec![
+                pushed(&[("job", "a")], 7.0 * H),
+                phantom(&[("job", "c")], 8.0 * H),
+            ],
+        ),
+    ];
+    let mut p = policy(6.0);
+    p.action = Action::Wipe {
+        only_if_all_stale: true,
+    };
+    let plan = plan(&p, &wipe_inputs(&snaps, &admin));
+    assert!(plan.replicas[0].deletes.is_empty() && !plan.replicas[0].admin_wipe);
+    assert_eq!(
+        plan.replicas[0].notes,
+        vec!["wipe skipped: 1 of 2 selected groups are not stale"]
+    );
+    assert_eq!(
+        summary(&plan),
+        vec![(1, "a".into(), Reason::Wipe), (1, "c".into(), Reason::Wipe)]
+    );
+    assert!(plan.replicas[1].admin_wipe);
+    assert_eq!(
+        plan.replicas[1].deletes[0].detail,
+        "wipe, every group stale; expired: age 7h over ttl 6h"
+    );
+}
+
+#[test]
+fn unreadable_replica_is_never_treated_as_empty() {
+    let s = snap(NOW, vec![pushed(&[("job", "a")], 9.0 * H)]);
+    let mut p = policy(6.0);
+    p.action = Action::Wipe {
+        only_if_all_stale: true,
+    };
+    let plan = run(&p, &[None, Some(&s)]);
+    assert_eq!(plan.replicas.len(), 2);
+    assert_eq!(
+        plan.replicas[0],
+        ReplicaPlan {
+            notes: vec!["not read: nothing decided".into()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(summary(&plan), vec![(1, "a".into(), Reason::Wipe)]);
+}
+
+#[test]
+fn decisions_are_ordered_by_replica_then_key() {
+    let r0 = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "z")], 9.0 * H),
+            pushed(&[("job", "b")], 9.0 * H),
+            pushed(&[("job", "m")], 9.0 * H),
+        ],
+    );
+    let r1 = snap(
+        NOW,
+        vec![
+            pushed(&[("job", "c")], 9.0 * H),
+            pushed(&[("job", "a")], 9.0 * H),
+        ],
+    );
+    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
+    let order: Vec<_> = summary(&plan).into_iter().map(|(r, j, _)| (r, j)).collect();
+    let want: Vec<(usize, String)> = [(0, "b"), (0, "m"), (0, "z"), (1, "a"), (1, "c")]
+        .iter()
+        .map(|(r, j)| (*r, j.to_string()))
+        .collect();
+    assert_eq!(order, want);
+}
+
+#[test]
+fn reasons_display_and_serialize_lowercase() {
+    for (r, s) in [
+        (Reason::Expired, "expired"),
+        (Reason::Superseded, "superseded"),
+        (Reason::Poison, "poison"),
+        (Reason::Wipe, "wipe"),
+    ] {
+        assert_eq!(r.to_string(), s);
+        assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{s}\""));
+    }
+}
