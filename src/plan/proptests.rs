@@ -38,7 +38,8 @@ fn arb_group() -> impl Strategy<Value = GroupSpec> {
     ]);
     (
         arb_labels(),
-        prop::option::weighted(0.8, 0u32..100_000),
+        // Mostly recent pushes, so live copies on several replicas (superseded) are common.
+        prop::option::weighted(0.8, prop_oneof![3 => 0u32..4000, 1 => 0u32..100_000]),
         prop::option::of(0u32..100_000),
         declared,
     )
@@ -90,7 +91,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         }),
     ];
     (
-        prop::sample::select(vec![60u64, 600, 3600, 36_000]),
+        prop::sample::select(vec![60u64, 3600, 36_000, 86_400]),
         selector,
         prop::option::of(prop::sample::select(vec![0u64, 60, 600])),
         any::<bool>(),
@@ -110,7 +111,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
 
 /// Replicas, some unread.
 fn arb_replicas() -> impl Strategy<Value = Vec<Option<Snapshot>>> {
-    prop::collection::vec(prop::option::weighted(0.85, arb_snapshot()), 1..4)
+    prop::collection::vec(prop::option::weighted(0.9, arb_snapshot()), 1..4)
 }
 
 fn run(p: &Policy, snaps: &[Option<Snapshot>]) -> Plan {
@@ -178,7 +179,10 @@ proptest! {
     }
 
     #[test]
-    fn superseded_never_removes_the_last_copy_nor_the_freshest(p in arb_policy(), snaps in arb_replicas()) {
+    fn superseded_never_removes_the_last_copy_nor_the_freshest(mut p in arb_policy(), snaps in arb_replicas()) {
+        // The only action and setting under which superseded decisions appear.
+        p.action = Action::DeleteGroups;
+        p.superseded_grace.get_or_insert(Duration::ZERO);
         let plan = run(&p, &snaps);
         let deleted: BTreeSet<(usize, Labels)> = plan.decisions().map(|d| (d.replica, d.labels.clone())).collect();
         for d in plan.decisions().filter(|d| d.reason == Reason::Superseded) {
