@@ -44,6 +44,8 @@ impl std::fmt::Display for GuardTrip {
     }
 }
 
+impl std::error::Error for GuardTrip {}
+
 /// Checks a plan's size against the limits; the absolute limit is checked first.
 ///
 /// `planned` is the number of group deletions in the plan (a wipe counts each group it removes).

@@ -18,7 +18,11 @@ mod assess;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod superseded_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wipe_tests;
 
 /// What makes a group stale, and what to do about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,9 +111,13 @@ pub struct ReplicaInput<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
+    /// Older than its effective TTL.
     Expired,
+    /// Another replica holds a fresher copy of the same key (load-balanced pushes).
     Superseded,
+    /// A phantom exporting the same series as another group: the replica's `/metrics` fails.
     Poison,
+    /// Removed by a wipe.
     Wipe,
 }
 

@@ -1,8 +1,8 @@
 use super::*;
-use crate::model::{Group, UnkeyedGroup};
+use crate::model::Group;
 
-const H: f64 = 3600.0;
-const NOW: f64 = 1_700_000_000.0;
+pub(super) const H: f64 = 3600.0;
+pub(super) const NOW: f64 = 1_700_000_000.0;
 
 pub(super) fn key(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -12,7 +12,7 @@ pub(super) fn key(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// A group last pushed `age` seconds before `NOW`.
-fn pushed(pairs: &[(&str, &str)], age: f64) -> Group {
+pub(super) fn pushed(pairs: &[(&str, &str)], age: f64) -> Group {
     Group {
         labels: key(pairs),
         push_time: NOW - age,
@@ -23,7 +23,7 @@ fn pushed(pairs: &[(&str, &str)], age: f64) -> Group {
 }
 
 /// A phantom: never pushed successfully, last failure `age` seconds before `NOW`.
-fn phantom(pairs: &[(&str, &str)], age: f64) -> Group {
+pub(super) fn phantom(pairs: &[(&str, &str)], age: f64) -> Group {
     Group {
         push_time: 0.0,
         push_failure_time: NOW - age,
@@ -32,7 +32,7 @@ fn phantom(pairs: &[(&str, &str)], age: f64) -> Group {
     }
 }
 
-fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
+pub(super) fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
     Snapshot {
         clock,
         groups,
@@ -52,7 +52,7 @@ pub(super) fn policy(ttl_h: f64) -> Policy {
     }
 }
 
-fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
+pub(super) fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
     let inputs: Vec<ReplicaInput> = snaps
         .iter()
         .map(|s| ReplicaInput {
@@ -64,12 +64,11 @@ fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
 }
 
 /// (replica, job, reason) of every decision, in plan order.
-fn summary(plan: &Plan) -> Vec<(usize, String, Reason)> {
+pub(super) fn summary(plan: &Plan) -> Vec<(usize, String, Reason)> {
     plan.decisions()
         .map(|d| (d.replica, d.labels["job"].clone(), d.reason))
         .collect()
 }
-
 #[test]
 fn validate_refuses_ttl_under_the_floor() {
     let mut p = policy(1.0);
@@ -237,320 +236,4 @@ fn invalid_declared_ttl_falls_back_to_ttl_with_a_note() {
         "{note}"
     );
     assert!(note.contains("ttl 6h used instead"), "{note}");
-}
-
-#[test]
-fn older_copy_is_superseded_by_a_fresher_copy_on_another_replica() {
-    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 40.0 * 60.0)]);
-    // Replica 1 is 3h behind in clock, but its copy is only 5m old on its own clock.
-    let mut fresh = pushed(&[("job", "a")], 5.0 * 60.0);
-    fresh.push_time -= 3.0 * H;
-    let r1 = snap(NOW - 3.0 * H, vec![fresh]);
-    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
-    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Superseded)]);
-    assert_eq!(
-        plan.replicas[0].deletes[0].detail,
-        "newer copy on replica 1, 35m fresher"
-    );
-}
-
-#[test]
-fn copies_within_grace_or_equal_age_are_not_superseded() {
-    let mut p = policy(6.0);
-    p.superseded_grace = Some(Duration::from_secs(600));
-    let r0 = snap(
-        NOW,
-        vec![
-            pushed(&[("job", "a")], 900.0),
-            pushed(&[("job", "b")], 900.0),
-        ],
-    );
-    let r1 = snap(
-        NOW,
-        vec![
-            pushed(&[("job", "a")], 400.0),
-            pushed(&[("job", "b")], 900.0),
-        ],
-    );
-    assert_eq!(run(&p, &[Some(&r0), Some(&r1)]).total_deletes(), 0);
-    p.superseded_grace = Some(Duration::ZERO);
-    assert_eq!(
-        summary(&run(&p, &[Some(&r0), Some(&r1)])),
-        vec![(0, "a".into(), Reason::Superseded)]
-    );
-}
-
-#[test]
-fn superseded_is_off_when_disabled_or_a_replica_was_not_read() {
-    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 2.0 * H)]);
-    let r1 = snap(NOW, vec![pushed(&[("job", "a")], 60.0)]);
-    let mut p = policy(6.0);
-    p.superseded_grace = None;
-    assert_eq!(run(&p, &[Some(&r0), Some(&r1)]).total_deletes(), 0);
-
-    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1), None]);
-    assert_eq!(plan.total_deletes(), 0);
-    assert_eq!(
-        plan.replicas[0].notes,
-        vec!["superseded check skipped this run: replica 2 not read"]
-    );
-    assert_eq!(plan.replicas[2].notes, vec!["not read: nothing decided"]);
-}
-
-#[test]
-fn expired_wins_over_superseded() {
-    let r0 = snap(NOW, vec![pushed(&[("job", "a")], 8.0 * H)]);
-    let r1 = snap(NOW, vec![pushed(&[("job", "a")], 60.0)]);
-    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
-    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Expired)]);
-}
-
-#[test]
-fn phantom_or_expired_copies_never_supersede_a_live_one() {
-    let mut p = policy(6.0);
-    p.ttl_from_metric = Some("ttl".into());
-    // Replica 1's copy is fresher but itself expires under its declared 1m TTL.
-    let mut short = pushed(&[("job", "a")], 120.0);
-    short.declared_ttl = Some(60.0);
-    let r0 = snap(
-        NOW,
-        vec![pushed(&[("job", "a")], H), pushed(&[("job", "b")], H)],
-    );
-    let r1 = snap(NOW, vec![short, phantom(&[("job", "b")], 10.0)]);
-    let plan = run(&p, &[Some(&r0), Some(&r1)]);
-    assert_eq!(summary(&plan), vec![(1, "a".into(), Reason::Expired)]);
-}
-
-#[test]
-fn colliding_phantom_is_poison_at_once_and_the_real_group_is_judged_normally() {
-    let s = snap(
-        NOW,
-        vec![
-            pushed(&[("job", "a")], 60.0),
-            phantom(&[("job", "a"), ("instance", "")], 5.0),
-            phantom(&[("job", "lonely"), ("instance", "")], 5.0),
-        ],
-    );
-    let plan = run(&policy(6.0), &[Some(&s)]);
-    let d = &plan.replicas[0].deletes;
-    assert_eq!(d.len(), 1, "{d:?}");
-    assert_eq!(d[0].labels, key(&[("job", "a"), ("instance", "")]));
-    assert_eq!(d[0].reason, Reason::Poison);
-    assert_eq!(
-        d[0].detail,
-        r#"phantom (no successful push) exports the same series as {job="a"}"#
-    );
-}
-
-#[test]
-fn poison_wins_over_expired_and_needs_no_age() {
-    let mut ghost = phantom(&[("job", "a"), ("instance", "")], 0.0);
-    ghost.push_failure_time = 0.0;
-    let old_ghost = phantom(&[("job", "b"), ("instance", "")], 9.0 * H);
-    let s = snap(
-        NOW,
-        vec![
-            pushed(&[("job", "a")], 60.0),
-            ghost,
-            pushed(&[("job", "b")], 60.0),
-            old_ghost,
-        ],
-    );
-    let plan = run(&policy(6.0), &[Some(&s)]);
-    let got: Vec<_> = plan
-        .decisions()
-        .map(|d| (d.labels["job"].as_str(), d.reason, d.age_seconds))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            ("a", Reason::Poison, None),
-            ("b", Reason::Poison, Some(9.0 * H))
-        ]
-    );
-}
-
-#[test]
-fn phantom_without_collision_ages_from_its_failure_time() {
-    let s = snap(
-        NOW,
-        vec![
-            phantom(&[("job", "old")], 7.0 * H),
-            phantom(&[("job", "new")], H),
-        ],
-    );
-    let plan = run(&policy(6.0), &[Some(&s)]);
-    assert_eq!(summary(&plan), vec![(0, "old".into(), Reason::Expired)]);
-}
-
-fn wipe_inputs<'a>(snaps: &'a [Snapshot], admin: &'a ReplicaStatus) -> Vec<ReplicaInput<'a>> {
-    snaps
-        .iter()
-        .map(|s| ReplicaInput {
-            snapshot: Some(s),
-            status: Some(admin),
-        })
-        .collect()
-}
-
-#[test]
-fn wipe_takes_every_selected_group_and_uses_admin_api_only_for_match_all() {
-    let admin = ReplicaStatus {
-        admin_api: true,
-        ..Default::default()
-    };
-    let snaps = [snap(
-        NOW,
-        vec![
-            pushed(&[("job", "a")], 60.0),
-            pushed(&[("job", "b")], 9.0 * H),
-        ],
-    )];
-    let mut p = policy(6.0);
-    p.action = Action::Wipe {
-        only_if_all_stale: false,
-    };
-    let plan = plan(&p, &wipe_inputs(&snaps, &admin));
-    assert!(plan.replicas[0].admin_wipe);
-    assert_eq!(
-        summary(&plan),
-        vec![(0, "a".into(), Reason::Wipe), (0, "b".into(), Reason::Wipe)]
-    );
-    assert_eq!(plan.replicas[0].deletes[0].detail, "wipe, age 1m");
-
-    p.selector = r#"job="a""#.parse().unwrap();
-    let plan = super::plan(&p, &wipe_inputs(&snaps, &admin));
-    assert!(
-        !plan.replicas[0].admin_wipe,
-        "a selector must delete group by group"
-    );
-    assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Wipe)]);
-
-    let no_admin = ReplicaStatus::default();
-    p.selector = Selector::default();
-    assert!(!super::plan(&p, &wipe_inputs(&snaps, &no_admin)).replicas[0].admin_wipe);
-}
-
-#[test]
-fn admin_wipe_is_not_used_when_unkeyed_groups_would_go_too() {
-    let admin = ReplicaStatus {
-        admin_api: true,
-        ..Default::default()
-    };
-    let mut s = snap(NOW, vec![pushed(&[("job", "a")], 60.0)]);
-    s.unkeyed.push(UnkeyedGroup {
-        why: "family named labels".into(),
-    });
-    let mut p = policy(6.0);
-    p.action = Action::Wipe {
-        only_if_all_stale: false,
-    };
-    let plan = plan(&p, &wipe_inputs(std::slice::from_ref(&s), &admin));
-    assert!(!plan.replicas[0].admin_wipe);
-    assert_eq!(plan.total_deletes(), 1);
-    assert!(plan.replicas[0]
-        .notes
-        .iter()
-        .any(|n| n.starts_with("admin wipe not used")));
-}
-
-#[test]
-fn wipe_only_if_all_stale_skips_a_replica_with_any_fresh_group() {
-    let admin = ReplicaStatus {
-        admin_api: true,
-        ..Default::default()
-    };
-    let snaps = [
-        snap(
-            NOW,
-            vec![
-                pushed(&[("job", "a")], 9.0 * H),
-                pushed(&[("job", "b")], 60.0),
-            ],
-        ),
-        snap(
-            NOW,
-            vec![
-                pushed(&[("job", "a")], 7.0 * H),
-                phantom(&[("job", "c")], 8.0 * H),
-            ],
-        ),
-    ];
-    let mut p = policy(6.0);
-    p.action = Action::Wipe {
-        only_if_all_stale: true,
-    };
-    let plan = plan(&p, &wipe_inputs(&snaps, &admin));
-    assert!(plan.replicas[0].deletes.is_empty() && !plan.replicas[0].admin_wipe);
-    assert_eq!(
-        plan.replicas[0].notes,
-        vec!["wipe skipped: 1 of 2 selected groups are not stale"]
-    );
-    assert_eq!(
-        summary(&plan),
-        vec![(1, "a".into(), Reason::Wipe), (1, "c".into(), Reason::Wipe)]
-    );
-    assert!(plan.replicas[1].admin_wipe);
-    assert_eq!(
-        plan.replicas[1].deletes[0].detail,
-        "wipe, every group stale; expired: age 7h over ttl 6h"
-    );
-}
-
-#[test]
-fn unreadable_replica_is_never_treated_as_empty() {
-    let s = snap(NOW, vec![pushed(&[("job", "a")], 9.0 * H)]);
-    let mut p = policy(6.0);
-    p.action = Action::Wipe {
-        only_if_all_stale: true,
-    };
-    let plan = run(&p, &[None, Some(&s)]);
-    assert_eq!(plan.replicas.len(), 2);
-    assert_eq!(
-        plan.replicas[0],
-        ReplicaPlan {
-            notes: vec!["not read: nothing decided".into()],
-            ..Default::default()
-        }
-    );
-    assert_eq!(summary(&plan), vec![(1, "a".into(), Reason::Wipe)]);
-}
-
-#[test]
-fn decisions_are_ordered_by_replica_then_key() {
-    let r0 = snap(
-        NOW,
-        vec![
-            pushed(&[("job", "z")], 9.0 * H),
-            pushed(&[("job", "b")], 9.0 * H),
-            pushed(&[("job", "m")], 9.0 * H),
-        ],
-    );
-    let r1 = snap(
-        NOW,
-        vec![
-            pushed(&[("job", "c")], 9.0 * H),
-            pushed(&[("job", "a")], 9.0 * H),
-        ],
-    );
-    let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
-    let order: Vec<_> = summary(&plan).into_iter().map(|(r, j, _)| (r, j)).collect();
-    let want: Vec<(usize, String)> = [(0, "b"), (0, "m"), (0, "z"), (1, "a"), (1, "c")]
-        .iter()
-        .map(|(r, j)| (*r, j.to_string()))
-        .collect();
-    assert_eq!(order, want);
-}
-
-#[test]
-fn reasons_display_and_serialize_lowercase() {
-    for (r, s) in [
-        (Reason::Expired, "expired"),
-        (Reason::Superseded, "superseded"),
-        (Reason::Poison, "poison"),
-        (Reason::Wipe, "wipe"),
-    ] {
-        assert_eq!(r.to_string(), s);
-        assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{s}\""));
-    }
 }
