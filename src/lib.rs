@@ -4,6 +4,7 @@
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
 pub mod error;
+pub mod gateway;
 pub mod model;
 
 pub use error::{Error, Result};
