@@ -73,7 +73,7 @@ impl Gateway {
             let (abort, registration) = AbortHandle::new_pair();
             let _guard = AbortOnDrop(abort);
             let body = Abortable::new(response.bytes_stream(), registration)
-                .map_err(std::io::Error::other);
+                .map_err(|e| std::io::Error::other(e.without_url()));
             let parsed = read::parse_stream(body, ttl_metric)
                 .await
                 .map_err(|e| parse_error(e, &url))?;
@@ -276,21 +276,20 @@ fn clock(response: &Response, url: &Url) -> Result<f64> {
     Ok(since_epoch.as_secs_f64())
 }
 
-/// A parse failure: a broken connection keeps its reqwest error; anything else (truncated body,
-/// invalid JSON, wrong shape) is a bad response with serde's line and column.
+/// Any failure to parse the body is a bad response, a connection that broke off mid-body
+/// included: the replica's answer is unusable either way. serde's message carries line and column.
 fn parse_error(error: serde_json::Error, url: &Url) -> Error {
     if !error.is_io() {
         return bad(url, format!("invalid /api/v1/metrics body: {error}"));
     }
     let io = std::io::Error::from(error);
-    let message = format!("reading body: {io}");
-    match io
-        .into_inner()
-        .map(|inner| inner.downcast::<reqwest::Error>())
-    {
-        Some(Ok(source)) => http_error(*source, url),
-        _ => bad(url, message),
+    let mut message = format!("body broke off: {io}");
+    let mut source = io.get_ref().and_then(|inner| inner.source());
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
     }
+    bad(url, message)
 }
 
 fn http_error(error: reqwest::Error, url: &Url) -> Error {
@@ -315,4 +314,53 @@ fn redact(url: &Url) -> String {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(base: &str) -> Gateway {
+        let base = Url::parse(base).unwrap();
+        Gateway::new(base, reqwest::Client::new(), Duration::from_secs(1))
+    }
+
+    #[test]
+    fn base_keeps_its_route_prefix_and_ends_with_a_slash() {
+        for base in [
+            "http://h:9091/pgw",
+            "http://h:9091/pgw/",
+            "http://h:9091/pgw?x=1#f",
+        ] {
+            let gw = gateway(base);
+            assert_eq!(gw.url().as_str(), "http://h:9091/pgw/");
+            let url = gw.endpoint("api/v1/metrics").unwrap();
+            assert_eq!(url.as_str(), "http://h:9091/pgw/api/v1/metrics");
+        }
+        assert_eq!(gateway("http://h:9091").url().as_str(), "http://h:9091/");
+    }
+
+    #[test]
+    fn group_urls_are_sent_exactly_as_encoded() {
+        let gw = gateway("http://h/pgw");
+        let key: Labels = [("job", "a/b"), ("instance", "")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let url = gw.endpoint(&group_path(&key).unwrap()).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://h/pgw/metrics/job@base64/YS9i/instance@base64/="
+        );
+    }
+
+    #[test]
+    fn urls_in_errors_carry_no_credentials() {
+        let url = Url::parse("http://user:secret@h:9091/pgw/api/v1/metrics").unwrap();
+        assert_eq!(redact(&url), "http://h:9091/pgw/api/v1/metrics");
+        let message = bad(&url, "x").to_string();
+        assert!(
+            !message.contains("secret") && !message.contains("user"),
+            "{message}"
+        );
+    }
 }
