@@ -118,10 +118,14 @@ fn push_path(key: &[(&str, &str)]) -> String {
 }
 
 async fn push(pgw: &Pgw, path: &str) -> u16 {
+    push_body(pgw, path, "some_metric 1\n").await
+}
+
+async fn push_body(pgw: &Pgw, path: &str, body: &'static str) -> u16 {
     let url = format!("{}metrics{path}", pgw.root);
     let response = reqwest::Client::new()
         .put(url)
-        .body("some_metric 1\n")
+        .body(body)
         .send()
         .await
         .expect("push");
@@ -295,4 +299,31 @@ async fn deleting_the_phantom_heals_a_poisoned_replica() {
     gw.delete(&ghost.labels).await.unwrap();
     until_keys(&gw, &BTreeSet::from([real.labels.clone()])).await;
     assert_eq!(metrics().await, 200, "healed");
+}
+
+#[tokio::test]
+async fn colliding_family_names_and_a_declared_ttl() {
+    let pgw = Pgw::start(&[]).await;
+    let gw = pgw.gateway();
+    assert_eq!(push_body(&pgw, "/job/hidden", "labels 5\n").await, 200);
+    let flag_family = "last_push_successful 5\n";
+    assert_eq!(push_body(&pgw, "/job/flag", flag_family).await, 200);
+    let declared = "# TYPE janitor_ttl_seconds gauge\njanitor_ttl_seconds 3600\n";
+    assert_eq!(push_body(&pgw, "/job/ok", declared).await, 200);
+
+    let snapshot = gw.read(Some("janitor_ttl_seconds")).await.unwrap();
+    assert_eq!(snapshot.unkeyed.len(), 1, "{:?}", snapshot.unkeyed);
+    let keys: BTreeSet<_> = snapshot.groups.iter().map(|g| g.labels.clone()).collect();
+    let expected = BTreeSet::from([labels(&[("job", "flag")]), labels(&[("job", "ok")])]);
+    assert_eq!(keys, expected);
+    // The flag hidden by a family is derived from the push times, as the gateway does.
+    assert!(snapshot.groups.iter().all(|g| g.last_push_successful));
+    // Groups come in the gateway's map order: compare by key.
+    let ttls: BTreeSet<_> = snapshot
+        .groups
+        .iter()
+        .map(|g| (g.labels["job"].as_str(), g.declared_ttl.map(|t| t as u64)))
+        .collect();
+    let expected = BTreeSet::from([("flag", None), ("ok", Some(3600))]);
+    assert_eq!(ttls, expected, "a pushed TTL gauge is read");
 }

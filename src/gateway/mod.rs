@@ -353,6 +353,20 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_aborted_body_releases_the_blocking_parser() {
+        // A body that never ends, like a replica hanging mid-body: once the read is dropped, the
+        // parser thread must see EOF instead of blocking forever.
+        let (abort, registration) = AbortHandle::new_pair();
+        let body = futures::stream::pending::<std::io::Result<bytes::Bytes>>();
+        let parser = tokio::spawn(read::parse_stream(Abortable::new(body, registration), None));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(AbortOnDrop(abort));
+        let parsed = tokio::time::timeout(Duration::from_secs(5), parser).await;
+        let err = parsed.expect("parser released").unwrap().unwrap_err();
+        assert!(err.is_eof(), "{err}");
+    }
+
     #[test]
     fn urls_in_errors_carry_no_credentials() {
         let url = Url::parse("http://user:secret@h:9091/pgw/api/v1/metrics").unwrap();
