@@ -12,7 +12,10 @@ use pushgateway_janitor::gateway::Gateway;
 use pushgateway_janitor::model::Labels;
 use pushgateway_janitor::Error;
 
-const BINARY: &str = "/usr/bin/prometheus-pushgateway";
+/// Found on PATH (Debian's package); `PUSHGATEWAY_BIN` points at another build.
+fn binary() -> String {
+    std::env::var("PUSHGATEWAY_BIN").unwrap_or_else(|_| "prometheus-pushgateway".into())
+}
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A real gateway on a free loopback port, killed by its PID when dropped.
@@ -29,7 +32,7 @@ impl Pgw {
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            let child = Command::new(BINARY)
+            let child = Command::new(binary())
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 // Debian defaults this to a shared file: test replicas must not share state.
                 .arg("--persistence.file=")
