@@ -164,18 +164,18 @@ impl RawGroup {
         if let Err(e) = super::key::group_path(&labels) {
             return Err(unkeyed(format!("grouping key cannot be addressed: {e}")));
         }
-        // A missing push time means the group never had a successful push (a phantom).
-        let push_time = self.push_time.unwrap_or(0.0);
-        let push_failure_time = self.push_failure_time.unwrap_or(0.0);
+        // A family named `last_push_successful` hides the flag: derive it from the two push times
+        // as the gateway does (`LastPushSuccess`: true unless both exist and failure > success).
+        let derived = match (self.push_time, self.push_failure_time) {
+            (Some(success), Some(failure)) => failure <= success,
+            _ => true,
+        };
         Ok(Group {
             labels,
-            push_time,
-            push_failure_time,
-            // A family named `last_push_successful` hides the flag; the gateway derives it the same
-            // way from the two push times.
-            last_push_successful: self
-                .last_push_successful
-                .unwrap_or(push_time >= push_failure_time),
+            // A missing push time means the group never had a successful push (a phantom).
+            push_time: self.push_time.unwrap_or(0.0),
+            push_failure_time: self.push_failure_time.unwrap_or(0.0),
+            last_push_successful: self.last_push_successful.unwrap_or(derived),
             declared_ttl: self.declared_ttl.filter(|ttl| ttl.is_finite()),
         })
     }

@@ -153,9 +153,18 @@ async fn family_named_last_push_successful_falls_back_to_push_times() {
         family("{}", "10"),
         family("{}", "20"),
     );
-    let parsed = parse_chunked(&body(&[hidden]), 3, None).await.unwrap();
+    let failed = format!(
+        r#"{{"labels":{{"job":"d"}},"last_push_successful":{},"push_failure_time_seconds":{},"push_time_seconds":{}}}"#,
+        family("{}", "5"),
+        family("{}", "30"),
+        family("{}", "20"),
+    );
+    let parsed = parse_chunked(&body(&[hidden, failed]), 3, None)
+        .await
+        .unwrap();
     assert!(parsed.groups[0].last_push_successful);
     assert_eq!(parsed.groups[0].push_failure_time, 10.0);
+    assert!(!parsed.groups[1].last_push_successful);
 }
 
 #[tokio::test]
