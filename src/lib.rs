@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod gateway;
 pub mod guard;
 pub mod model;
 pub mod plan;
