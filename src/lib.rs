@@ -3,12 +3,18 @@
 //!
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
+pub mod cli;
+pub mod discover;
 pub mod duration;
 pub mod error;
 pub mod gateway;
 pub mod guard;
+pub mod http;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod selector;
+pub mod sweep;
+pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -1,1 +1,23 @@
-fn main() {}
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+
+use pushgateway_janitor::cli::{Cli, Command};
+use pushgateway_janitor::report::exit;
+use pushgateway_janitor::telemetry;
+
+#[tokio::main]
+async fn main() {
+    // One TLS provider for the whole process (kube and reqwest both use aws-lc-rs); installing it
+    // explicitly means no client can panic for want of one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    if let Err(e) = telemetry::init(cli.log_format, &cli.log_level) {
+        eprintln!("error: {e}");
+        std::process::exit(exit::USAGE);
+    }
+    let code = match &cli.command {
+        Command::Sweep(args) => pushgateway_janitor::cli::sweep::main(args).await,
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,41 @@
+//! The command line: thin front doors over the engine.
+
+pub mod sweep;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pushgateway-janitor",
+    version,
+    about = "Gives the Prometheus Pushgateway a TTL: finds every replica, deletes exactly the stale groups"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "plain",
+        env = "PGW_JANITOR_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// Log level, as an EnvFilter directive (`info`, `debug`, `pushgateway_janitor=debug,warn`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "PGW_JANITOR_LOG_LEVEL"
+    )]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One run: find the replicas, read them all, decide, guard, act, report, exit.
+    Sweep(Box<sweep::SweepArgs>),
+}

@@ -1,0 +1,441 @@
+//! `pushgateway-janitor sweep`: what a CronJob runs, and what replaces `pushgateway-wipe.sh`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::discover::{self, InstanceUrl, Replica};
+use crate::duration::parse_duration;
+use crate::guard::Limits;
+use crate::http::{build_client, HttpAuthFiles};
+use crate::plan::{Action, Policy};
+use crate::report::{exit, SweepReport};
+use crate::selector::Selector;
+use crate::sweep::{self, Sweep, Tuning};
+use crate::{Error, Result};
+
+/// A TTL so long it never expires anything: used by a plain wipe, which needs no TTL.
+const NO_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    /// Delete the stale groups.
+    Delete,
+    /// Wipe each replica (admin API when on and no selector is given, else group by group).
+    Wipe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Prometheus base URL; the replicas are the targets of `up{job="<--job>"}`, whatever their `up`.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_PROMETHEUS",
+        conflicts_with = "gateway",
+        requires = "job",
+        help_heading = "Replicas"
+    )]
+    pub prometheus: Option<String>,
+    /// Prometheus scrape job whose targets are the gateway replicas.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_JOB",
+        requires = "prometheus",
+        help_heading = "Replicas"
+    )]
+    pub job: Option<String>,
+    /// Scheme for turning an `instance` label into a gateway URL.
+    #[arg(
+        long,
+        default_value = "http",
+        env = "PGW_JANITOR_GATEWAY_SCHEME",
+        help_heading = "Replicas"
+    )]
+    pub gateway_scheme: String,
+    /// The gateways' `--web.route-prefix`, e.g. `/pushgateway`.
+    #[arg(
+        long,
+        default_value = "",
+        env = "PGW_JANITOR_GATEWAY_PATH_PREFIX",
+        help_heading = "Replicas"
+    )]
+    pub gateway_path_prefix: String,
+    /// A gateway replica's base URL (repeatable; comma-separated in the environment variable).
+    #[arg(
+        long,
+        env = "PGW_JANITOR_GATEWAYS",
+        value_delimiter = ',',
+        help_heading = "Replicas"
+    )]
+    pub gateway: Vec<String>,
+
+    /// Delete groups older than this on their own replica's clock (`90s`, `1h30m`, `7d`).
+    #[arg(long, env = "PGW_JANITOR_TTL", value_parser = parse_duration, help_heading = "Policy")]
+    pub ttl: Option<Duration>,
+    /// Only groups whose grouping labels match these Prometheus label matchers, e.g. `{job=~"nightly-.*"}`.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_SELECTOR",
+        default_value = "",
+        help_heading = "Policy"
+    )]
+    pub selector: Selector,
+    /// A copy of a group is stale when another replica holds one pushed more than this later.
+    #[arg(long, env = "PGW_JANITOR_SUPERSEDED_GRACE", value_parser = parse_duration, default_value = "1m", help_heading = "Policy")]
+    pub superseded_grace: Duration,
+    /// Never delete a copy for being superseded by a newer one on another replica.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_NO_SUPERSEDED",
+        conflicts_with = "superseded_grace",
+        help_heading = "Policy"
+    )]
+    pub no_superseded: bool,
+    /// A gauge a pusher may put in its group to declare its own TTL in seconds.
+    #[arg(long, env = "PGW_JANITOR_TTL_FROM_METRIC", help_heading = "Policy")]
+    pub ttl_from_metric: Option<String>,
+    /// The shortest TTL accepted, from flags or declared by a pusher.
+    #[arg(long, env = "PGW_JANITOR_MIN_TTL", value_parser = parse_duration, default_value = "1m", help_heading = "Policy")]
+    pub min_ttl: Duration,
+    /// The longest TTL a pusher may declare.
+    #[arg(long, env = "PGW_JANITOR_MAX_TTL", value_parser = parse_duration, help_heading = "Policy")]
+    pub max_ttl: Option<Duration>,
+    /// What to do.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_ACTION",
+        value_enum,
+        default_value = "delete",
+        help_heading = "Policy"
+    )]
+    pub action: ActionArg,
+    /// With `--action wipe`: wipe a replica only when every selected group on it is stale.
+    #[arg(long, env = "PGW_JANITOR_ONLY_IF_ALL_STALE", help_heading = "Policy")]
+    pub only_if_all_stale: bool,
+
+    /// Delete nothing; report what would go.
+    #[arg(long, env = "PGW_JANITOR_DRY_RUN", help_heading = "Guards")]
+    pub dry_run: bool,
+    /// Abort before the first delete when the plan deletes more groups than this.
+    #[arg(long, env = "PGW_JANITOR_MAX_DELETIONS", help_heading = "Guards")]
+    pub max_deletions: Option<u64>,
+    /// Abort before the first delete when the plan deletes more than this percent of the groups seen.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_MAX_DELETIONS_PERCENT",
+        help_heading = "Guards"
+    )]
+    pub max_deletions_percent: Option<f64>,
+
+    /// Report format on stdout.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_OUTPUT",
+        value_enum,
+        default_value = "table",
+        help_heading = "Output"
+    )]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub prometheus_auth: PrometheusAuthArgs,
+    #[command(flatten)]
+    pub gateway_auth: GatewayAuthArgs,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Prometheus auth and TLS")]
+pub struct PrometheusAuthArgs {
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_BASIC_USER")]
+    pub prometheus_basic_user: Option<String>,
+    /// File holding the basic auth password.
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_PASSWORD_FILE")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// File holding a bearer token.
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+    /// PEM file of CAs to trust.
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_CA_FILE")]
+    pub prometheus_ca_file: Option<PathBuf>,
+    /// PEM client certificate.
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_CERT_FILE")]
+    pub prometheus_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_KEY_FILE")]
+    pub prometheus_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Gateway auth and TLS")]
+pub struct GatewayAuthArgs {
+    #[arg(long, env = "PGW_JANITOR_GATEWAY_BASIC_USER")]
+    pub gateway_basic_user: Option<String>,
+    /// File holding the basic auth password.
+    #[arg(long, env = "PGW_JANITOR_GATEWAY_PASSWORD_FILE")]
+    pub gateway_password_file: Option<PathBuf>,
+    /// File holding a bearer token.
+    #[arg(long, env = "PGW_JANITOR_GATEWAY_BEARER_TOKEN_FILE")]
+    pub gateway_bearer_token_file: Option<PathBuf>,
+    /// PEM file of CAs to trust.
+    #[arg(long, env = "PGW_JANITOR_GATEWAY_CA_FILE")]
+    pub gateway_ca_file: Option<PathBuf>,
+    /// PEM client certificate.
+    #[arg(long, env = "PGW_JANITOR_GATEWAY_CERT_FILE")]
+    pub gateway_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "PGW_JANITOR_GATEWAY_KEY_FILE")]
+    pub gateway_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Tuning")]
+pub struct TuningArgs {
+    /// Replicas read at once.
+    #[arg(long, env = "PGW_JANITOR_READ_CONCURRENCY", default_value_t = 8)]
+    pub read_concurrency: usize,
+    /// Bound on each call to a replica, a whole streamed read included.
+    #[arg(long, env = "PGW_JANITOR_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub request_timeout: Duration,
+    /// Bound on the query to Prometheus.
+    #[arg(long, env = "PGW_JANITOR_PROMETHEUS_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub prometheus_timeout: Duration,
+    /// DELETEs in flight at once per replica.
+    #[arg(long, env = "PGW_JANITOR_DELETE_CONCURRENCY", default_value_t = 4)]
+    pub delete_concurrency: usize,
+    /// DELETEs per second per replica.
+    #[arg(long, env = "PGW_JANITOR_DELETE_RATE", default_value_t = 200.0)]
+    pub delete_rate: f64,
+    /// Re-read a replica and re-plan before deleting when the plan is older than this.
+    #[arg(long, env = "PGW_JANITOR_REPLAN_AFTER", value_parser = parse_duration, default_value = "30s")]
+    pub replan_after: Duration,
+    /// How long to keep re-reading a replica to confirm its deletes.
+    #[arg(long, env = "PGW_JANITOR_CONFIRM_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub confirm_timeout: Duration,
+    /// How long to back off while a replica's write queue is full before giving up on it.
+    #[arg(long, env = "PGW_JANITOR_UNHEALTHY_WAIT", value_parser = parse_duration, default_value = "60s")]
+    pub unhealthy_wait: Duration,
+}
+
+/// Where the replicas come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Prometheus {
+        url: url::Url,
+        job: String,
+        instance_url: InstanceUrl,
+    },
+    Static(Vec<url::Url>),
+}
+
+/// Everything `sweep` needs, checked: building it touches nothing remote.
+pub struct SweepPlan {
+    pub sweep: Sweep,
+    pub source: Source,
+    pub prometheus_http: reqwest::Client,
+    pub gateway_http: reqwest::Client,
+    pub prometheus_timeout: Duration,
+}
+
+impl SweepArgs {
+    /// Turns flags into a validated configuration, or says what is wrong and where.
+    pub fn build(&self) -> Result<SweepPlan> {
+        let source = match (&self.prometheus, self.gateway.is_empty()) {
+            (Some(url), true) => {
+                let job = self.job.clone().unwrap_or_default();
+                if job.is_empty() {
+                    return Err(Error::config("--job", "must not be empty"));
+                }
+                let instance_url = InstanceUrl {
+                    scheme: self.gateway_scheme.clone(),
+                    path_prefix: self.gateway_path_prefix.clone(),
+                };
+                instance_url.validate()?;
+                Source::Prometheus {
+                    url: discover::parse_base_url("--prometheus", url)?,
+                    job,
+                    instance_url,
+                }
+            }
+            (None, false) => Source::Static(
+                self.gateway
+                    .iter()
+                    .map(|g| discover::parse_base_url("--gateway", g))
+                    .collect::<Result<_>>()?,
+            ),
+            (Some(_), false) => {
+                return Err(Error::config(
+                    "--prometheus",
+                    "cannot be combined with --gateway",
+                ))
+            }
+            (None, true) => {
+                return Err(Error::config(
+                    "replicas",
+                    "give --prometheus URL --job NAME, or --gateway URL (repeatable)",
+                ))
+            }
+        };
+        let action = match self.action {
+            ActionArg::Delete => {
+                if self.only_if_all_stale {
+                    return Err(Error::config(
+                        "--only-if-all-stale",
+                        "goes with --action wipe",
+                    ));
+                }
+                Action::DeleteGroups
+            }
+            ActionArg::Wipe => Action::Wipe {
+                only_if_all_stale: self.only_if_all_stale,
+            },
+        };
+        let ttl =
+            match (self.action, self.only_if_all_stale, self.ttl) {
+                (ActionArg::Delete, _, None) => {
+                    return Err(Error::config("--ttl", "is required with --action delete"))
+                }
+                (ActionArg::Wipe, true, None) => {
+                    return Err(Error::config(
+                        "--ttl",
+                        "is required with --only-if-all-stale",
+                    ))
+                }
+                (ActionArg::Wipe, false, Some(_)) => return Err(Error::config(
+                    "--ttl",
+                    "has no effect with a plain --action wipe; add --only-if-all-stale or drop it",
+                )),
+                (_, _, Some(ttl)) => ttl,
+                (ActionArg::Wipe, false, None) => NO_TTL,
+            };
+        if self.max_ttl.is_some() && self.ttl_from_metric.is_none() {
+            return Err(Error::config(
+                "--max-ttl",
+                "only bounds --ttl-from-metric, which is not set",
+            ));
+        }
+        let policy = Policy {
+            ttl,
+            selector: self.selector.clone(),
+            superseded_grace: (!self.no_superseded).then_some(self.superseded_grace),
+            ttl_from_metric: self.ttl_from_metric.clone(),
+            min_ttl: self.min_ttl,
+            max_ttl: self.max_ttl,
+            action,
+        };
+        let t = &self.tuning;
+        let sweep = Sweep {
+            policy,
+            limits: Limits {
+                max_deletions: self.max_deletions,
+                max_deletions_percent: self.max_deletions_percent,
+            },
+            dry_run: self.dry_run,
+            tuning: Tuning {
+                read_concurrency: t.read_concurrency,
+                request_timeout: t.request_timeout,
+                delete_concurrency: t.delete_concurrency,
+                delete_rate: t.delete_rate,
+                replan_after: t.replan_after,
+                confirm_timeout: t.confirm_timeout,
+                unhealthy_wait: t.unhealthy_wait,
+            },
+        };
+        sweep.validate()?;
+        let p = &self.prometheus_auth;
+        let prometheus_auth = HttpAuthFiles {
+            basic_user: p.prometheus_basic_user.clone(),
+            basic_password_file: p.prometheus_password_file.clone(),
+            bearer_token_file: p.prometheus_bearer_token_file.clone(),
+            ca_file: p.prometheus_ca_file.clone(),
+            cert_file: p.prometheus_cert_file.clone(),
+            key_file: p.prometheus_key_file.clone(),
+        }
+        .load("prometheus")?;
+        let g = &self.gateway_auth;
+        let gateway_auth = HttpAuthFiles {
+            basic_user: g.gateway_basic_user.clone(),
+            basic_password_file: g.gateway_password_file.clone(),
+            bearer_token_file: g.gateway_bearer_token_file.clone(),
+            ca_file: g.gateway_ca_file.clone(),
+            cert_file: g.gateway_cert_file.clone(),
+            key_file: g.gateway_key_file.clone(),
+        }
+        .load("gateway")?;
+        let connect = t.request_timeout.min(Duration::from_secs(10));
+        Ok(SweepPlan {
+            sweep,
+            source,
+            prometheus_http: build_client("prometheus", &prometheus_auth, connect)?,
+            gateway_http: build_client("gateway", &gateway_auth, connect)?,
+            prometheus_timeout: t.prometheus_timeout,
+        })
+    }
+}
+
+impl SweepPlan {
+    pub async fn discover(&self) -> Result<Vec<Replica>> {
+        match &self.source {
+            Source::Static(urls) => Ok(discover::from_static(urls)),
+            Source::Prometheus {
+                url,
+                job,
+                instance_url,
+            } => {
+                let replicas = discover::from_prometheus(
+                    self.prometheus_http.clone(),
+                    url,
+                    job,
+                    instance_url,
+                    self.prometheus_timeout,
+                )
+                .await?;
+                if replicas.is_empty() {
+                    return Err(Error::Discovery(format!(
+                        "Prometheus knows no target of job {job:?} (query {}): nothing was swept",
+                        discover::up_query(job)
+                    )));
+                }
+                Ok(replicas)
+            }
+        }
+    }
+
+    pub async fn run(&self) -> SweepReport {
+        match self.discover().await {
+            Ok(replicas) => {
+                tracing::info!(replicas = replicas.len(), "replicas found");
+                sweep::run(&self.sweep, &self.gateway_http, replicas).await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "discovery failed");
+                self.sweep.failed_discovery(&e)
+            }
+        }
+    }
+}
+
+/// Runs `sweep` and returns the process exit code.
+pub async fn main(args: &SweepArgs) -> i32 {
+    let plan = match args.build() {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let report = plan.run().await;
+    match args.output {
+        OutputFormat::Table => print!("{}", report.to_table()),
+        OutputFormat::Json => println!("{}", report.to_json()),
+    }
+    report.summary.exit_code
+}

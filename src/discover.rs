@@ -1,0 +1,233 @@
+//! Finding the gateway replicas: from Prometheus `up{job="..."}` or from a static list.
+//!
+//! Kubernetes discovery (a Service's EndpointSlices) lives with the controller; this module knows
+//! nothing of policies.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::http::redact_url;
+use crate::{Error, Result};
+
+/// One replica to sweep.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Replica {
+    /// Base URL, ending in `/`, route prefix included.
+    pub url: Url,
+    /// The `instance` label it was found under, when discovered through Prometheus.
+    pub instance: Option<String>,
+}
+
+/// How an `instance` label becomes a gateway base URL.
+#[derive(Debug, Clone)]
+pub struct InstanceUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The gateway's `--web.route-prefix`, e.g. `/pushgateway`; empty for none.
+    pub path_prefix: String,
+}
+
+impl Default for InstanceUrl {
+    fn default() -> Self {
+        InstanceUrl {
+            scheme: "http".into(),
+            path_prefix: String::new(),
+        }
+    }
+}
+
+impl InstanceUrl {
+    pub fn validate(&self) -> Result<()> {
+        if self.scheme != "http" && self.scheme != "https" {
+            return Err(Error::config(
+                "gateway scheme",
+                format!("{:?} is neither http nor https", self.scheme),
+            ));
+        }
+        if !self.path_prefix.is_empty() && !self.path_prefix.starts_with('/') {
+            return Err(Error::config(
+                "gateway path prefix",
+                format!("{:?} must start with '/'", self.path_prefix),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn to_url(&self, instance: &str) -> Result<Url> {
+        let prefix = self.path_prefix.trim_end_matches('/');
+        let text = format!("{}://{}{}/", self.scheme, instance, prefix);
+        let url = Url::parse(&text).map_err(|e| {
+            Error::Discovery(format!(
+                "instance {instance:?} does not make a URL ({text}): {e}"
+            ))
+        })?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::Discovery(format!(
+                "instance {instance:?} has no host"
+            )));
+        }
+        Ok(url)
+    }
+}
+
+/// Parses a gateway base URL the user gave, normalised to end in `/` so relative API paths
+/// land under its route prefix.
+pub fn parse_base_url(what: &str, text: &str) -> Result<Url> {
+    let mut url =
+        Url::parse(text).map_err(|e| Error::config(what, format!("{text:?} is not a URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(Error::config(
+            what,
+            format!("{text:?}: scheme must be http or https"),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::config(what, format!("{text:?} has no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::config(
+            what,
+            format!("{text:?}: a base URL takes no query or fragment"),
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// A static list: deduplicated, in a stable order.
+pub fn from_static(urls: &[Url]) -> Vec<Replica> {
+    let set: BTreeSet<Replica> = urls
+        .iter()
+        .map(|url| Replica {
+            url: url.clone(),
+            instance: None,
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
+/// The PromQL selector for a job's targets, with the job name escaped as a PromQL string.
+pub fn up_query(job: &str) -> String {
+    let escaped = job.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("up{{job=\"{escaped}\"}}")
+}
+
+/// Every target of `job` that Prometheus knows, whatever its `up` value: a poisoned replica shows
+/// `up` = 0 and is exactly one that needs cleaning.
+pub async fn from_prometheus(
+    http: reqwest::Client,
+    prometheus: &Url,
+    job: &str,
+    to_url: &InstanceUrl,
+    timeout: Duration,
+) -> Result<Vec<Replica>> {
+    let shown = redact_url(prometheus);
+    let client = prometheus_http_query::Client::from(http, prometheus.as_str()).map_err(|e| {
+        Error::Prometheus {
+            url: shown.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    let query = up_query(job);
+    let answer = tokio::time::timeout(timeout, client.query(&query).get())
+        .await
+        .map_err(|_| Error::Timeout {
+            url: shown.clone(),
+            timeout,
+        })?
+        .map_err(|e| Error::Prometheus {
+            url: shown.clone(),
+            message: format!("query {query}: {e}"),
+        })?;
+    let vector = answer.data().as_vector().ok_or_else(|| Error::Prometheus {
+        url: shown.clone(),
+        message: format!("query {query} did not return an instant vector"),
+    })?;
+    let mut replicas = BTreeSet::new();
+    for series in vector {
+        let Some(instance) = series.metric().get("instance") else {
+            tracing::warn!(prometheus = %shown, "a target of job {job:?} has no instance label; skipped");
+            continue;
+        };
+        replicas.insert(Replica {
+            url: to_url.to_url(instance)?,
+            instance: Some(instance.clone()),
+        });
+    }
+    Ok(replicas.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_become_base_urls_under_the_route_prefix() {
+        let plain = InstanceUrl::default();
+        assert_eq!(
+            plain.to_url("10.0.0.7:9091").unwrap().as_str(),
+            "http://10.0.0.7:9091/"
+        );
+        let prefixed = InstanceUrl {
+            scheme: "https".into(),
+            path_prefix: "/pushgateway/".into(),
+        };
+        assert_eq!(
+            prefixed.to_url("pgw-1.pgw:9091").unwrap().as_str(),
+            "https://pgw-1.pgw:9091/pushgateway/"
+        );
+    }
+
+    #[test]
+    fn bad_schemes_and_prefixes_are_refused() {
+        let bad = InstanceUrl {
+            scheme: "ftp".into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = InstanceUrl {
+            path_prefix: "pgw".into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn base_urls_get_a_trailing_slash_and_bad_ones_are_named() {
+        assert_eq!(
+            parse_base_url("--gateway", "http://pgw:9091/prefix")
+                .unwrap()
+                .as_str(),
+            "http://pgw:9091/prefix/"
+        );
+        let err = parse_base_url("--gateway", "pgw:9091")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--gateway") && err.contains("pgw:9091"),
+            "{err}"
+        );
+        assert!(parse_base_url("--gateway", "http://").is_err());
+        assert!(parse_base_url("--gateway", "http://pgw:9091/?x=1").is_err());
+    }
+
+    #[test]
+    fn job_names_are_escaped_in_promql() {
+        assert_eq!(up_query("pushgateway"), r#"up{job="pushgateway"}"#);
+        assert_eq!(up_query(r#"a"b\c"#), r#"up{job="a\"b\\c"}"#);
+    }
+
+    #[test]
+    fn static_lists_are_deduplicated() {
+        let a = parse_base_url("--gateway", "http://a:9091").unwrap();
+        let b = parse_base_url("--gateway", "http://b:9091/").unwrap();
+        let replicas = from_static(&[b.clone(), a.clone(), b]);
+        assert_eq!(replicas.len(), 2);
+        assert_eq!(replicas[0].url, a);
+    }
+}

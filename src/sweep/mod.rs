@@ -1,0 +1,317 @@
+//! The sweep engine: read every replica, plan, guard, act, report. The three front doors (the
+//! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
+
+mod act;
+
+use std::time::{Duration, Instant};
+
+use futures::{stream, StreamExt};
+
+use crate::discover::Replica;
+use crate::gateway::Gateway;
+use crate::guard::{self, Limits};
+use crate::http::redact_url;
+use crate::model::{ReplicaStatus, Snapshot};
+use crate::plan::{self, Action, Policy, ReplicaInput};
+use crate::report::{
+    exit, ActionReport, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary, SweepReport,
+};
+use crate::Error;
+
+/// How hard the janitor may press on the gateways.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Replicas read at once.
+    pub read_concurrency: usize,
+    /// Bound on every single call to a replica, a whole streamed read included.
+    pub request_timeout: Duration,
+    /// DELETEs in flight at once on one replica.
+    pub delete_concurrency: usize,
+    /// DELETEs per second on one replica.
+    pub delete_rate: f64,
+    /// A plan older than this when deletes start is re-made from a fresh read of that replica.
+    pub replan_after: Duration,
+    /// How long to keep re-reading a replica to confirm its deletes.
+    pub confirm_timeout: Duration,
+    /// How long to wait, backing off, while a replica's `/-/healthy` answers 500 (write queue full).
+    pub unhealthy_wait: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            read_concurrency: 8,
+            request_timeout: Duration::from_secs(60),
+            delete_concurrency: 4,
+            delete_rate: 200.0,
+            replan_after: Duration::from_secs(30),
+            confirm_timeout: Duration::from_secs(30),
+            unhealthy_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Tuning {
+    pub fn validate(&self) -> crate::Result<()> {
+        let positive = |what: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::config(what, "must be greater than zero"))
+            }
+        };
+        positive("--read-concurrency", self.read_concurrency > 0)?;
+        positive("--delete-concurrency", self.delete_concurrency > 0)?;
+        positive("--request-timeout", !self.request_timeout.is_zero())?;
+        positive(
+            "--delete-rate",
+            self.delete_rate.is_finite() && self.delete_rate > 0.0,
+        )?;
+        Ok(())
+    }
+}
+
+/// One sweep's whole configuration, already validated.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub policy: Policy,
+    pub limits: Limits,
+    pub dry_run: bool,
+    pub tuning: Tuning,
+}
+
+impl Sweep {
+    /// Refuses a configuration before anything is read or touched.
+    pub fn validate(&self) -> crate::Result<()> {
+        self.policy.validate()?;
+        self.limits.validate()?;
+        self.tuning.validate()
+    }
+
+    fn action_name(&self) -> &'static str {
+        match self.policy.action {
+            Action::DeleteGroups => "delete",
+            Action::Wipe { .. } => "wipe",
+        }
+    }
+
+    /// The report of a sweep that could not even find its replicas.
+    pub fn failed_discovery(&self, error: &Error) -> SweepReport {
+        self.empty_report(jiff::Timestamp::now(), 0.0, error.to_string())
+    }
+
+    fn empty_report(&self, started: jiff::Timestamp, secs: f64, error: String) -> SweepReport {
+        SweepReport {
+            started_at: started.to_string(),
+            duration_seconds: secs,
+            dry_run: self.dry_run,
+            action: self.action_name(),
+            replicas: vec![],
+            actions: vec![],
+            notes: vec![],
+            summary: Summary {
+                error: Some(error),
+                exit_code: exit::REPLICA_FAILED,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// What reading one replica gave.
+pub(crate) struct Read {
+    pub gateway: Gateway,
+    pub status: Option<ReplicaStatus>,
+    pub snapshot: Result<Snapshot, Error>,
+    /// When the read started: the earliest moment the snapshot may describe.
+    pub started: Instant,
+    pub seconds: f64,
+}
+
+async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
+    let started = Instant::now();
+    let (status, snapshot) = tokio::join!(gateway.status(), gateway.read(ttl_metric));
+    let status = match status {
+        Ok(status) => Some(status),
+        Err(e) => {
+            // The status only tells whether the admin API is on; without it, wipes go group by group.
+            tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read status");
+            None
+        }
+    };
+    if let Err(e) = &snapshot {
+        tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read groups");
+    }
+    Read {
+        gateway,
+        status,
+        snapshot,
+        started,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Runs one sweep over `replicas`. Never panics on a replica's failure: it is reported and the
+/// others go on.
+pub async fn run(sweep: &Sweep, http: &reqwest::Client, replicas: Vec<Replica>) -> SweepReport {
+    let started_at = jiff::Timestamp::now();
+    let clock = Instant::now();
+    if replicas.is_empty() {
+        return sweep.empty_report(
+            started_at,
+            0.0,
+            "no gateway replica found: nothing was swept".to_string(),
+        );
+    }
+    let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
+    let reads: Vec<Read> = stream::iter(replicas)
+        .map(|r| {
+            read_replica(
+                Gateway::new(r.url, http.clone(), sweep.tuning.request_timeout),
+                ttl_metric,
+            )
+        })
+        .buffered(sweep.tuning.read_concurrency)
+        .collect()
+        .await;
+
+    let inputs: Vec<ReplicaInput<'_>> = reads
+        .iter()
+        .map(|r| ReplicaInput {
+            snapshot: r.snapshot.as_ref().ok(),
+            status: r.status.as_ref(),
+        })
+        .collect();
+    let the_plan = plan::plan(&sweep.policy, &inputs);
+    let groups_seen: usize = reads
+        .iter()
+        .filter_map(|r| r.snapshot.as_ref().ok())
+        .map(|s| s.groups.len() + s.unkeyed.len())
+        .sum();
+    let planned = the_plan.total_deletes();
+    let mut notes: Vec<String> = Vec::new();
+    for (read, rp) in reads.iter().zip(&the_plan.replicas) {
+        for note in &rp.notes {
+            notes.push(format!("{}: {note}", redact_url(read.gateway.url())));
+        }
+    }
+
+    let guard_trip = guard::check(&sweep.limits, planned as u64, groups_seen as u64).err();
+    if let Some(trip) = &guard_trip {
+        tracing::warn!(message = %trip.message, "guard tripped: nothing deleted");
+    }
+
+    // Act on every replica at once; each paces itself.
+    let tripped = guard_trip.is_some();
+    let outcomes: Vec<act::ReplicaOutcome> = stream::iter(reads.iter().enumerate())
+        .map(|(i, read)| {
+            let decisions = the_plan.replicas[i].deletes.clone();
+            let admin_wipe = the_plan.replicas[i].admin_wipe;
+            let inputs = &inputs;
+            async move {
+                if tripped {
+                    return act::ReplicaOutcome::all(decisions, Outcome::Aborted);
+                }
+                if sweep.dry_run {
+                    return act::ReplicaOutcome::all(decisions, Outcome::WouldDelete);
+                }
+                act::act_on_replica(sweep, read, i, inputs, decisions, admin_wipe).await
+            }
+        })
+        .buffered(sweep.tuning.read_concurrency)
+        .collect()
+        .await;
+
+    let mut replica_reports = Vec::with_capacity(reads.len());
+    let mut actions = Vec::new();
+    for ((read, rp), outcome) in reads.iter().zip(&the_plan.replicas).zip(outcomes) {
+        let url = redact_url(read.gateway.url());
+        let (groups, unkeyed, mut error) = match &read.snapshot {
+            Ok(s) => (Some(s.groups.len()), s.unkeyed.len(), None),
+            Err(e) => (None, 0, Some(e.to_string())),
+        };
+        let troubled = outcome
+            .actions
+            .iter()
+            .filter(|(_, o, _)| matches!(o, Outcome::Failed | Outcome::Unconfirmed))
+            .count();
+        if error.is_none() && troubled > 0 {
+            error = Some(format!("{troubled} deletes failed or unconfirmed"));
+        }
+        if error.is_none() {
+            error = outcome.error.clone();
+        }
+        replica_reports.push(ReplicaReport {
+            url: url.clone(),
+            state: if error.is_some() {
+                ReplicaState::Failed
+            } else {
+                ReplicaState::Ok
+            },
+            error,
+            groups,
+            unkeyed_groups: unkeyed,
+            version: read.status.as_ref().and_then(|s| s.version.clone()),
+            admin_api: read.status.as_ref().map(|s| s.admin_api),
+            admin_wipe: rp.admin_wipe && outcome.admin_wiped,
+            replanned: outcome.replanned,
+            read_seconds: Some(read.seconds),
+            max_delete_window_seconds: outcome.max_window.map(|d| d.as_secs_f64()),
+        });
+        for (decision, outcome, error) in outcome.actions {
+            actions.push(ActionReport {
+                gateway: url.clone(),
+                labels: decision.labels,
+                reason: decision.reason,
+                age_seconds: decision.age_seconds,
+                outcome,
+                detail: decision.detail,
+                error,
+            });
+        }
+    }
+
+    let mut report = SweepReport {
+        started_at: started_at.to_string(),
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        dry_run: sweep.dry_run,
+        action: sweep.action_name(),
+        replicas: replica_reports,
+        actions,
+        notes,
+        summary: Summary::default(),
+    };
+    let failed = report
+        .replicas
+        .iter()
+        .filter(|r| r.state == ReplicaState::Failed)
+        .count();
+    report.summary = Summary {
+        replicas: report.replicas.len(),
+        replicas_failed: failed,
+        groups_seen,
+        planned,
+        deleted: report.count(Outcome::Deleted),
+        would_delete: report.count(Outcome::WouldDelete),
+        repushed: report.count(Outcome::Repushed),
+        unconfirmed: report.count(Outcome::Unconfirmed),
+        failed: report.count(Outcome::Failed),
+        kept: report.count(Outcome::Kept),
+        guard: guard_trip.map(|t| GuardReport {
+            limit: t.limit,
+            planned: t.planned,
+            allowed: t.allowed,
+            message: t.message,
+        }),
+        error: None,
+        exit_code: 0,
+    };
+    report.summary.exit_code = if report.summary.guard.is_some() {
+        exit::GUARD
+    } else if failed > 0 {
+        exit::REPLICA_FAILED
+    } else {
+        exit::OK
+    };
+    report
+}
