@@ -823,7 +823,9 @@ async def serve(args: argparse.Namespace) -> int:
     if not args.ignore_stdin:
         def watch_stdin() -> None:
             try:
-                while sys.stdin.buffer.read1(65536):
+                # os.read, not sys.stdin: a daemon thread blocked in a buffered read
+                # aborts the interpreter at exit.
+                while os.read(0, 65536):
                     pass
             except (OSError, ValueError):
                 pass
