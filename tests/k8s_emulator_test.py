@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,9 @@ class Emulator:
         if self.proc.poll() is None:
             self.proc.kill()  # by PID: the Popen object
         self.proc.wait(timeout=10)
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def requests(self) -> list[dict[str, Any]]:
         if not os.path.exists(self.log_file):
@@ -519,14 +523,32 @@ def main() -> int:
         emu = Emulator()
         emu.proc.stdin.close()  # the test that started it is gone
         emu.proc.wait(timeout=10)
+        emu.stop()
         eq(emu.proc.returncode, 0, 'exit code after stdin EOF')
     print("--- lifecycle", flush=True)
+
+    def seed() -> None:
+        seed_dir = tempfile.mkdtemp(prefix='k8s-emu-seed-')
+        path = os.path.join(seed_dir, 'seed.json')
+        with open(path, 'w') as f:
+            json.dump({'items': [pgr('seeded') | {'metadata': {'name': 'seeded', 'namespace': 'ns1'}},
+                                 {'apiVersion': 'v1', 'kind': 'Secret',
+                                  'metadata': {'name': 's', 'namespace': 'ns1'}, 'data': {}}]}, f)
+        emu = Emulator('--seed', path)
+        try:
+            eq(emu.call('GET', f'{PGR}/seeded')[0], 200, 'seeded custom resource')
+            eq(emu.call('GET', f'{SECRETS}/s')[0], 200, 'seeded secret')
+        finally:
+            emu.stop()
+            shutil.rmtree(seed_dir, ignore_errors=True)
+    check('--seed creates the objects of a JSON file before the port file appears', seed)
     check('the helper exits when its stdin closes', stdin_eof)
 
     def sigterm() -> None:
         emu = Emulator()
         emu.proc.terminate()
         emu.proc.wait(timeout=10)
+        emu.stop()
         eq(emu.proc.returncode, 0, 'exit code after SIGTERM')
     check('the helper exits on SIGTERM', sigterm)
 
