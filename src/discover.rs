@@ -21,7 +21,7 @@ pub struct Replica {
 }
 
 /// How an `instance` label becomes a gateway base URL.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceUrl {
     /// `http` or `https`.
     pub scheme: String,

@@ -4,6 +4,7 @@
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
 pub mod cli;
+pub mod crd;
 pub mod discover;
 pub mod duration;
 pub mod error;
@@ -12,7 +13,9 @@ pub mod guard;
 pub mod http;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod report;
+pub mod schedule;
 pub mod selector;
 pub mod sweep;
 pub mod telemetry;

@@ -18,6 +18,10 @@ async fn main() {
     }
     let code = match &cli.command {
         Command::Sweep(args) => pushgateway_janitor::cli::sweep::main(args).await,
+        Command::Crd => {
+            print!("{}", pushgateway_janitor::cli::crd::yaml());
+            exit::OK
+        }
     };
     std::process::exit(code);
 }

@@ -1,5 +1,6 @@
 //! The command line: thin front doors over the engine.
 
+pub mod crd;
 pub mod sweep;
 
 use clap::{Parser, Subcommand};
@@ -38,4 +39,6 @@ pub struct Cli {
 pub enum Command {
     /// One run: find the replicas, read them all, decide, guard, act, report, exit.
     Sweep(Box<sweep::SweepArgs>),
+    /// Print the PushgatewayRetention CustomResourceDefinition (YAML).
+    Crd,
 }

@@ -1,0 +1,210 @@
+//! From a `PushgatewayRetention` spec to the engine's configuration, checking what the schema and
+//! CEL cannot (a regex, a cron expression, a time zone). Errors name the field, so they can go
+//! into a `SpecInvalid` condition as they are.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::crd::{PushgatewayRetentionSpec, RetentionAction, Scheme};
+use crate::discover::{parse_base_url, InstanceUrl};
+use crate::duration::parse_duration;
+use crate::guard::Limits;
+use crate::plan::{Action, Policy};
+use crate::schedule::Cadence;
+use crate::selector::Selector;
+use crate::sweep::{Sweep, Tuning};
+use crate::{Error, Result};
+
+/// Where a policy's replicas are, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    Prometheus {
+        url: url::Url,
+        job: String,
+        instance_url: InstanceUrl,
+    },
+    Service {
+        name: String,
+        port: Option<String>,
+        instance_url: InstanceUrl,
+    },
+    Static(Vec<url::Url>),
+}
+
+/// A policy ready to run: the sweep, where its replicas are, and how often.
+#[derive(Debug, Clone)]
+pub struct CheckedPolicy {
+    pub sweep: Sweep,
+    pub source: SourceSpec,
+    pub cadence: Cadence,
+    pub suspend: bool,
+}
+
+/// A TTL so long it never expires anything: a plain wipe needs no TTL.
+const NO_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+fn duration_field(field: &str, text: &str) -> Result<Duration> {
+    parse_duration(text).map_err(|e| Error::config(field, e.to_string()))
+}
+
+fn instance_url(field: &str, scheme: Scheme, prefix: &Option<String>) -> Result<InstanceUrl> {
+    let u = InstanceUrl {
+        scheme: match scheme {
+            Scheme::Http => "http".into(),
+            Scheme::Https => "https".into(),
+        },
+        path_prefix: prefix.clone().unwrap_or_default(),
+    };
+    u.validate()
+        .map_err(|e| Error::config(format!("{field}.pathPrefix"), e.to_string()))?;
+    Ok(u)
+}
+
+/// Checks a spec. `floor` is the controller's own minimum TTL, which no policy goes under.
+pub fn check(
+    spec: &PushgatewayRetentionSpec,
+    floor: Duration,
+    tuning: &Tuning,
+) -> Result<CheckedPolicy> {
+    let source = match (&spec.prometheus, &spec.service, &spec.static_) {
+        (Some(p), None, None) => SourceSpec::Prometheus {
+            url: parse_base_url("spec.prometheus.url", &p.url)?,
+            job: if p.job.is_empty() {
+                return Err(Error::config("spec.prometheus.job", "must not be empty"));
+            } else {
+                p.job.clone()
+            },
+            instance_url: instance_url("spec.prometheus", p.scheme, &p.path_prefix)?,
+        },
+        (None, Some(s), None) => SourceSpec::Service {
+            name: s.name.clone(),
+            port: s.port.clone().filter(|p| !p.is_empty()),
+            instance_url: instance_url("spec.service", s.scheme, &s.path_prefix)?,
+        },
+        (None, None, Some(s)) => {
+            if s.urls.is_empty() {
+                return Err(Error::config("spec.static.urls", "lists no URL"));
+            }
+            SourceSpec::Static(
+                s.urls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| parse_base_url(&format!("spec.static.urls[{i}]"), u))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        _ => {
+            return Err(Error::config(
+                "spec",
+                "set exactly one gateway source: prometheus, service or static",
+            ))
+        }
+    };
+    let min_ttl = duration_field("spec.minTtl", &spec.min_ttl)?.max(floor);
+    let action = match spec.action {
+        RetentionAction::DeleteGroups => Action::DeleteGroups,
+        RetentionAction::Wipe => Action::Wipe {
+            only_if_all_stale: spec.only_if_all_stale,
+        },
+    };
+    if spec.only_if_all_stale && spec.action != RetentionAction::Wipe {
+        return Err(Error::config(
+            "spec.onlyIfAllStale",
+            "goes with action Wipe",
+        ));
+    }
+    let ttl = match (&spec.ttl, spec.action) {
+        (Some(t), _) => duration_field("spec.ttl", t)?,
+        (None, RetentionAction::Wipe) if !spec.only_if_all_stale => NO_TTL,
+        (None, _) => return Err(Error::config("spec.ttl", "is required for this action")),
+    };
+    let selector = match &spec.selector {
+        Some(s) => {
+            Selector::from_str(s).map_err(|e| Error::config("spec.selector", e.to_string()))?
+        }
+        None => Selector::default(),
+    };
+    let (ttl_from_metric, max_ttl) = match &spec.ttl_from_metric {
+        Some(t) => (
+            Some(t.metric.clone()),
+            t.max
+                .as_deref()
+                .map(|m| duration_field("spec.ttlFromMetric.max", m))
+                .transpose()?,
+        ),
+        None => (None, None),
+    };
+    let superseded_grace = if spec.superseded.enabled {
+        Some(duration_field(
+            "spec.superseded.grace",
+            &spec.superseded.grace,
+        )?)
+    } else {
+        None
+    };
+    let limits = Limits {
+        max_deletions: match spec.max_deletions.as_ref().and_then(|m| m.count) {
+            Some(n) if n < 0 => {
+                return Err(Error::config(
+                    "spec.maxDeletions.count",
+                    "must not be negative",
+                ))
+            }
+            Some(n) => Some(n as u64),
+            None => None,
+        },
+        max_deletions_percent: spec.max_deletions.as_ref().and_then(|m| m.percent),
+    };
+    let sweep = Sweep {
+        policy: Policy {
+            ttl,
+            selector,
+            superseded_grace,
+            ttl_from_metric,
+            min_ttl,
+            max_ttl,
+            action,
+        },
+        limits,
+        dry_run: spec.dry_run,
+        tuning: tuning.clone(),
+    };
+    sweep.validate().map_err(|e| match e {
+        Error::Config { what, message } if what == "ttl" => Error::config("spec.ttl", message),
+        Error::Config { what, message } if what.contains("percent") => {
+            Error::config("spec.maxDeletions.percent", message)
+        }
+        other => other,
+    })?;
+    let interval = duration_field("spec.interval", &spec.interval)?;
+    if interval < Duration::from_secs(1) {
+        return Err(Error::config("spec.interval", "must be at least 1s"));
+    }
+    let (schedule, time_zone) = match &spec.schedule {
+        Some(s) => {
+            if spec.action != RetentionAction::Wipe {
+                return Err(Error::config("spec.schedule", "is only for action Wipe"));
+            }
+            let cron = croner::Cron::from_str(&s.cron)
+                .map_err(|e| Error::config("spec.schedule.cron", format!("{:?}: {e}", s.cron)))?;
+            let tz = match &s.time_zone {
+                Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| {
+                    Error::config("spec.schedule.timeZone", format!("{name:?}: {e}"))
+                })?,
+                None => jiff::tz::TimeZone::UTC,
+            };
+            (Some(cron), tz)
+        }
+        None => (None, jiff::tz::TimeZone::UTC),
+    };
+    Ok(CheckedPolicy {
+        sweep,
+        source,
+        cadence: Cadence {
+            interval,
+            cron: schedule,
+            time_zone,
+        },
+        suspend: spec.suspend,
+    })
+}
