@@ -3,6 +3,10 @@
 //! The YAML under `crds/` is generated from these types (`pushgateway-janitor crd`); a test fails
 //! when the two drift.
 
+// kube-derive's `printcolumn(...)` repeats `type_ = ...` once per column, which clippy mistakes
+// for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
