@@ -11,12 +11,14 @@ pub mod error;
 pub mod gateway;
 pub mod guard;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod schedule;
 pub mod selector;
+pub mod server;
 pub mod sweep;
 pub mod telemetry;
 
