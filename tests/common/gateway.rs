@@ -1,0 +1,326 @@
+//! A real `prometheus-pushgateway` replica on a free loopback port, and a client that talks to it
+//! the way pushers do (text exposition format over `PUT`), written independently from the crate.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::process::{Proc, StartError};
+use super::{free_port, http_client};
+
+/// How to start a replica.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOpts {
+    /// Pass `--web.enable-admin-api` (enables `PUT api/v1/admin/wipe`).
+    pub admin_api: bool,
+    /// `--web.route-prefix`, e.g. `Some("/pg".into())`; every route (`-/ready` too) moves under it.
+    pub route_prefix: Option<String>,
+    /// Appended to the command line as is.
+    pub extra_args: Vec<String>,
+}
+
+/// A grouping key as the JSON API reports it: label name → value, `job` included.
+pub type Key = BTreeMap<String, String>;
+
+/// Builds a [`Key`] from `[("job", "a"), ("instance", "")]`.
+pub fn key(pairs: &[(&str, &str)]) -> Key {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The path of a group below the route prefix: `metrics/job@base64/<b64>/<name>@base64/<b64>...`,
+/// URL-safe base64 without padding, an empty value written `=`. The first pair must be the job.
+pub fn group_path(pairs: &[(&str, &str)]) -> String {
+    let (first, job) = pairs
+        .first()
+        .expect("a grouping key needs at least the job");
+    assert_eq!(
+        *first, "job",
+        "the first pair of a grouping key must be (\"job\", ..)"
+    );
+    let mut path = format!("metrics/job@base64/{}", b64(job));
+    for (name, value) in &pairs[1..] {
+        path.push_str(&format!("/{name}@base64/{}", b64(value)));
+    }
+    path
+}
+
+fn b64(value: &str) -> String {
+    if value.is_empty() {
+        // A bare empty segment would become `//`, which the gateway's router redirects away.
+        "=".to_string()
+    } else {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value)
+    }
+}
+
+/// Reads a gauge family's first value from a group object of `api/v1/metrics`
+/// (e.g. `push_time_seconds`); values are Go-formatted floats in strings.
+pub fn gauge_value(group: &Value, family: &str) -> Option<f64> {
+    group
+        .get(family)?
+        .get("metrics")?
+        .get(0)?
+        .get("value")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// One running replica. Dropping it kills the process (by PID) and removes its temp dir.
+pub struct TestGateway {
+    pub port: u16,
+    /// `http://127.0.0.1:PORT/<prefix>/`, always ending with `/`.
+    pub base_url: String,
+    /// Route prefix without slashes, `""` when none.
+    prefix: String,
+    proc: Proc,
+    client: reqwest::Client,
+    // Dropped after `proc` (field order), so the log outlives the process.
+    _dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// Starts a replica and waits (bounded) until `-/ready` answers 200.
+    pub fn start(opts: GatewayOpts) -> TestGateway {
+        let prefix = opts
+            .route_prefix
+            .as_deref()
+            .unwrap_or("")
+            .trim_matches('/')
+            .to_string();
+        // A port can be taken between free_port() and the bind; a few fresh ports settle it.
+        for _ in 0..5 {
+            let dir = tempfile::Builder::new()
+                .prefix("pgw-test-gateway-")
+                .tempdir()
+                .expect("create temp dir");
+            let port = free_port();
+            let mut cmd = Command::new("prometheus-pushgateway");
+            cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                // Debian defaults this to a file shared by every replica; empty = no persistence.
+                .arg("--persistence.file=");
+            if opts.admin_api {
+                cmd.arg("--web.enable-admin-api");
+            }
+            if !prefix.is_empty() {
+                cmd.arg(format!("--web.route-prefix=/{prefix}"));
+            }
+            cmd.args(&opts.extra_args);
+            let mut proc = Proc::spawn(
+                "prometheus-pushgateway",
+                cmd,
+                &dir.path().join("gateway.log"),
+            );
+            let ready = if prefix.is_empty() {
+                "/-/ready".to_string()
+            } else {
+                format!("/{prefix}/-/ready")
+            };
+            let addr = format!("127.0.0.1:{port}");
+            match proc.wait_ready(&addr, &ready, Duration::from_secs(20)) {
+                Ok(()) => {
+                    let base_url = if prefix.is_empty() {
+                        format!("http://{addr}/")
+                    } else {
+                        format!("http://{addr}/{prefix}/")
+                    };
+                    return TestGateway {
+                        port,
+                        base_url,
+                        prefix,
+                        proc,
+                        client: http_client(),
+                        _dir: dir,
+                    };
+                }
+                Err(StartError::PortTaken) => continue,
+            }
+        }
+        panic!("prometheus-pushgateway: no free port after 5 attempts");
+    }
+
+    /// Kills the replica now, to simulate one that is down. Its port is not reused by the harness.
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// `127.0.0.1:PORT`, as Prometheus targets and `up{instance=...}` spell it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The route prefix without slashes, `""` when none.
+    pub fn route_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        self.proc.log_tail(n)
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// `base_url` joined with a path relative to the route prefix (no leading `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path.trim_start_matches('/'))
+    }
+
+    /// Any request; returns status and body. Redirects are not followed, so a `//` path shows up
+    /// as the redirect it gets.
+    pub async fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req
+                .header("Content-Type", "text/plain; version=0.0.4")
+                .body(body.to_string());
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {path} to {}: {e}", self.base_url));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// `GET path`; status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, None).await
+    }
+
+    /// Pushes (`PUT`, replacing the group) like a real client. Panics unless 200/202.
+    pub async fn push(&self, key: &[(&str, &str)], body: &str) {
+        let (status, text) = self.request("PUT", &group_path(key), Some(body)).await;
+        assert!(
+            status == 200 || status == 202,
+            "push {key:?} to {} answered {status}: {text}",
+            self.base_url
+        );
+    }
+
+    /// `PUT` to a group, for tests that expect a failure; returns the status.
+    pub async fn push_expect_status(&self, key: &[(&str, &str)], body: &str) -> u16 {
+        self.request("PUT", &group_path(key), Some(body)).await.0
+    }
+
+    /// `PUT` to a literal path below the route prefix, e.g. `metrics/job/a/instance/x`.
+    pub async fn push_raw_path(&self, path: &str, body: &str) -> u16 {
+        self.request("PUT", path, Some(body)).await.0
+    }
+
+    /// `DELETE` a group (only queued by the gateway: re-read to confirm). Returns the status.
+    pub async fn delete(&self, key: &[(&str, &str)]) -> u16 {
+        self.request("DELETE", &group_path(key), None).await.0
+    }
+
+    /// `DELETE` a literal path below the route prefix.
+    pub async fn delete_raw_path(&self, path: &str) -> u16 {
+        self.request("DELETE", path, None).await.0
+    }
+
+    /// Every group object of `api/v1/metrics`, untouched.
+    pub async fn groups_json(&self) -> Vec<Value> {
+        let (status, text) = self.get("api/v1/metrics").await;
+        assert_eq!(status, 200, "api/v1/metrics answered {status}: {text}");
+        let doc: Value = serde_json::from_str(&text).expect("api/v1/metrics is JSON");
+        doc["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The grouping keys present on the replica, in the gateway's order.
+    pub async fn groups(&self) -> Vec<Key> {
+        self.groups_json().await.iter().map(labels_of).collect()
+    }
+
+    /// The group object with exactly this key.
+    pub async fn group(&self, key: &[(&str, &str)]) -> Option<Value> {
+        let want = self::key(key);
+        self.groups_json()
+            .await
+            .into_iter()
+            .find(|g| labels_of(g) == want)
+    }
+
+    /// `push_time_seconds` of the group with exactly this key (0 for a phantom group).
+    pub async fn push_time(&self, key: &[(&str, &str)]) -> Option<f64> {
+        gauge_value(&self.group(key).await?, "push_time_seconds")
+    }
+
+    pub async fn has_group(&self, key: &[(&str, &str)]) -> bool {
+        self.group(key).await.is_some()
+    }
+
+    /// Polls `groups()` until `pred` holds, bounded by `timeout`; returns those groups or panics
+    /// with the last ones seen. Deletes are queued on the gateway, so tests wait for the state.
+    pub async fn wait_for_groups<F>(&self, pred: F, timeout: Duration) -> Vec<Key>
+    where
+        F: Fn(&[Key]) -> bool,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let groups = self.groups().await;
+            if pred(&groups) {
+                return groups;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{}: groups never matched within {timeout:?}; last seen: {groups:?}",
+                    self.base_url
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `data.flags` of `api/v1/status` (all values are strings).
+    pub async fn status_flags(&self) -> BTreeMap<String, String> {
+        let (status, text) = self.get("api/v1/status").await;
+        assert_eq!(status, 200, "api/v1/status answered {status}: {text}");
+        let doc: Value = serde_json::from_str(&text).expect("api/v1/status is JSON");
+        doc["data"]["flags"]
+            .as_object()
+            .expect("data.flags")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect()
+    }
+
+    /// Makes the replica poisoned as seen on 1.5.1 (PUSHGATEWAY.md, "Poisoned replicas"):
+    /// pushes `{job=J}`, then `{job=J,instance=""}`, which answers 400 and leaves a phantom group
+    /// with `push_time_seconds` 0; then checks that `GET metrics` answers 500.
+    pub async fn poison(&self, job: &str) {
+        self.push(&[("job", job)], "poison_probe 1\n").await;
+        let status = self
+            .push_expect_status(&[("job", job), ("instance", "")], "poison_probe 1\n")
+            .await;
+        assert_eq!(status, 400, "the colliding push should be refused");
+        let (status, text) = self.get("metrics").await;
+        assert_eq!(
+            status, 500,
+            "a poisoned replica's /metrics should fail: {text}"
+        );
+    }
+}
+
+fn labels_of(group: &Value) -> Key {
+    group["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

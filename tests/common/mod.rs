@@ -1,0 +1,62 @@
+//! Shared harness for integration tests: real programs on loopback, not mocks.
+//!
+//! - [`TestGateway`]: a real `prometheus-pushgateway` (Debian 1.5.1 in CI) on a free port, with its
+//!   own temp dir and `--persistence.file=` empty (Debian defaults it to one file shared by every
+//!   replica). Pushes go over HTTP in text exposition format with grouping keys encoded by the
+//!   harness itself (`job@base64/...`, URL-safe, `=` for an empty value), independently from the
+//!   crate's code, so a shared encoding bug cannot hide.
+//! - [`TestPrometheus`]: a real Prometheus scraping replicas with `honor_labels: true` every 1 s,
+//!   so `up{job="..."}` discovery is real. A stopped or poisoned replica shows `up` = 0.
+//! - [`FaultServer`]: the one mock, for faults a real gateway cannot produce.
+//! - [`janitor()`]: the crate's binary, for end-to-end runs.
+//!
+//! Ageing groups: `push_time_seconds` is the gateway's own `time.Now()` at the push and cannot be
+//! backdated. Tests use a short TTL (e.g. `--ttl 2s --min-ttl 1s`, below the tool's 1m floor) and
+//! [`sleep_past`] that TTL. The gateway's `Date` header, which the janitor measures age against,
+//! has 1-second resolution, so `sleep_past` adds a margin of more than a second.
+//!
+//! Every process started here is killed by its own PID when its struct drops (also on panic), every
+//! wait is bounded, and only 127.0.0.1 is used. Not every test uses every helper.
+#![allow(dead_code, unused_imports)]
+
+mod fault;
+mod gateway;
+mod process;
+mod prometheus;
+
+use std::time::Duration;
+
+pub use fault::{Fault, FaultServer};
+pub use gateway::{gauge_value, group_path, key, GatewayOpts, Key, TestGateway};
+pub use prometheus::TestPrometheus;
+
+/// A port that was free on 127.0.0.1 a moment ago. Starters retry with another port if a program
+/// still finds it taken.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Sleeps long enough that a group pushed just before is older than `secs` on the gateway's
+/// clock as the janitor reads it (the `Date` header, whole seconds): `secs` + 1.25 s.
+pub async fn sleep_past(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs + 1.25)).await;
+}
+
+/// The janitor binary built by cargo for this test run.
+pub fn janitor() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pushgateway-janitor"))
+}
+
+/// An HTTP client for loopback: no proxy from the environment, no redirects followed (a `//` path
+/// must show its redirect), and a timeout so a stuck program fails the test instead of hanging it.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("build HTTP client")
+}

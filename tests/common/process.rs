@@ -1,0 +1,125 @@
+//! Spawning the real programs: one child per struct, killed by its own PID on drop, its output in a
+//! log file so a failure can show what the program said.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process that is killed (by PID, SIGKILL) and reaped when dropped.
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// Why a program did not become ready.
+pub enum StartError {
+    /// It exited because its port was taken between `free_port()` and its bind: try another port.
+    PortTaken,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = File::create(log).expect("create log file");
+        let err = out.try_clone().expect("clone log file handle");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name} ({:?}): {e}", cmd.get_program()));
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the child now and reaps it. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Already exited is fine; either way wait() reaps it so no zombie is left.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last `n` lines of the program's log, for panic messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Polls `GET http://addr{path}` until it answers 200, bounded by `timeout`.
+    /// Panics with the log tail if the program exits or never becomes ready; returns
+    /// `Err(PortTaken)` when it exited because its port was already in use.
+    pub fn wait_ready(
+        &mut self,
+        addr: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(), StartError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    let tail = self.log_tail(40);
+                    if tail.contains("address already in use") {
+                        return Err(StartError::PortTaken);
+                    }
+                    panic!("{} exited early ({status}); log tail:\n{tail}", self.name);
+                }
+            }
+            if blocking_get_status(addr, path) == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let tail = self.log_tail(40);
+                self.kill();
+                panic!(
+                    "{} not ready at http://{addr}{path} after {timeout:?}; log tail:\n{tail}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tiny blocking `GET` over std::net: the status code, or `None` when nothing answered in time.
+/// Used while starting programs, before any async runtime is involved.
+pub fn blocking_get_status(addr: &str, path: &str) -> Option<u16> {
+    let sock: SocketAddr = addr.parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = Vec::new();
+    // The status line is all we need; the read timeout bounds this.
+    stream.take(64 * 1024).read_to_end(&mut head).ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let status_line = text.lines().next()?;
+    status_line.split_whitespace().nth(1)?.parse().ok()
+}
