@@ -17,6 +17,7 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod schedule;
+pub mod secrets;
 pub mod selector;
 pub mod server;
 pub mod sweep;

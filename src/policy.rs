@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::crd::{PushgatewayRetentionSpec, RetentionAction, Scheme};
-use crate::discover::{parse_base_url, InstanceUrl};
+use crate::discover::{self, parse_base_url, InstanceUrl, Replica};
 use crate::duration::parse_duration;
 use crate::guard::Limits;
 use crate::plan::{Action, Policy};
@@ -29,6 +29,40 @@ pub enum SourceSpec {
         instance_url: InstanceUrl,
     },
     Static(Vec<url::Url>),
+}
+
+impl SourceSpec {
+    /// The replicas of a `prometheus` or `static` source. Zero replicas is an error, not a clean
+    /// run. A `service` source needs the cluster: the controller resolves it itself.
+    pub async fn discover_without_cluster(
+        &self,
+        prometheus_http: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<Vec<Replica>> {
+        match self {
+            SourceSpec::Static(urls) => Ok(discover::from_static(urls)),
+            SourceSpec::Prometheus {
+                url,
+                job,
+                instance_url,
+            } => {
+                let replicas =
+                    discover::from_prometheus(prometheus_http.clone(), url, job, instance_url, timeout)
+                        .await?;
+                if replicas.is_empty() {
+                    return Err(Error::Discovery(format!(
+                        "Prometheus knows no target of job {job:?} (query {}): nothing was swept",
+                        discover::up_query(job)
+                    )));
+                }
+                Ok(replicas)
+            }
+            SourceSpec::Service { name, .. } => Err(Error::config(
+                "spec.service",
+                format!("Service {name:?}: a service source needs a cluster; use prometheus or static without one"),
+            )),
+        }
+    }
 }
 
 /// A policy ready to run: the sweep, where its replicas are, and how often.

@@ -10,6 +10,7 @@ use crate::duration::parse_duration;
 use crate::guard::Limits;
 use crate::http::{build_client, HttpAuthFiles};
 use crate::plan::{Action, Policy};
+use crate::policy::SourceSpec;
 use crate::report::{exit, SweepReport};
 use crate::selector::Selector;
 use crate::sweep::{self, Sweep, Tuning};
@@ -225,21 +226,10 @@ pub struct TuningArgs {
     pub unhealthy_wait: Duration,
 }
 
-/// Where the replicas come from.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Prometheus {
-        url: url::Url,
-        job: String,
-        instance_url: InstanceUrl,
-    },
-    Static(Vec<url::Url>),
-}
-
 /// Everything `sweep` needs, checked: building it touches nothing remote.
 pub struct SweepPlan {
     pub sweep: Sweep,
-    pub source: Source,
+    pub source: SourceSpec,
     pub prometheus_http: reqwest::Client,
     pub gateway_http: reqwest::Client,
     pub prometheus_timeout: Duration,
@@ -259,13 +249,13 @@ impl SweepArgs {
                     path_prefix: self.gateway_path_prefix.clone(),
                 };
                 instance_url.validate()?;
-                Source::Prometheus {
+                SourceSpec::Prometheus {
                     url: discover::parse_base_url("--prometheus", url)?,
                     job,
                     instance_url,
                 }
             }
-            (None, false) => Source::Static(
+            (None, false) => SourceSpec::Static(
                 self.gateway
                     .iter()
                     .map(|g| discover::parse_base_url("--gateway", g))
@@ -383,30 +373,9 @@ impl SweepArgs {
 
 impl SweepPlan {
     pub async fn discover(&self) -> Result<Vec<Replica>> {
-        match &self.source {
-            Source::Static(urls) => Ok(discover::from_static(urls)),
-            Source::Prometheus {
-                url,
-                job,
-                instance_url,
-            } => {
-                let replicas = discover::from_prometheus(
-                    self.prometheus_http.clone(),
-                    url,
-                    job,
-                    instance_url,
-                    self.prometheus_timeout,
-                )
-                .await?;
-                if replicas.is_empty() {
-                    return Err(Error::Discovery(format!(
-                        "Prometheus knows no target of job {job:?} (query {}): nothing was swept",
-                        discover::up_query(job)
-                    )));
-                }
-                Ok(replicas)
-            }
-        }
+        self.source
+            .discover_without_cluster(&self.prometheus_http, self.prometheus_timeout)
+            .await
     }
 
     pub async fn run(&self) -> SweepReport {
