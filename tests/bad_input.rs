@@ -1,0 +1,180 @@
+//! Bad input and bad remotes: a mistake the user makes is refused with exit code 2 before anything
+//! is touched; a replica answering garbage, a truncated body or nothing at all is reported as
+//! failed and the others are still swept.
+
+mod common;
+
+use common::{janitor, sleep_past, Fault, FaultServer, GatewayOpts, TestGateway};
+use serde_json::Value;
+
+/// Runs `sweep` with `args` against `gw` and returns the exit code and stderr.
+fn refused(gw: &TestGateway, args: &[&str]) -> (i32, String) {
+    let out = janitor()
+        .arg("sweep")
+        .args(["--gateway", &gw.base_url])
+        .args(args)
+        .output()
+        .expect("janitor runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_with_exit_2_before_anything_is_touched() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old")], "x 1\n").await;
+    sleep_past(1.5).await;
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ttl", "7x"], "7x"),
+        (&["--ttl", "1s", "--min-ttl", "1m"], "floor"),
+        (
+            &[
+                "--ttl",
+                "1s",
+                "--min-ttl",
+                "1s",
+                "--selector",
+                r#"{job=~"("}"#,
+            ],
+            "job",
+        ),
+        (
+            &["--ttl", "1s", "--min-ttl", "1s", "--selector", "{job=}"],
+            "selector",
+        ),
+        (
+            &["--ttl", "1s", "--min-ttl", "1s", "--gateway", "not a url"],
+            "not a url",
+        ),
+        (
+            &[
+                "--ttl",
+                "1s",
+                "--min-ttl",
+                "1s",
+                "--max-deletions-percent",
+                "150",
+            ],
+            "percent",
+        ),
+        (
+            &[
+                "--ttl",
+                "1s",
+                "--min-ttl",
+                "1s",
+                "--no-superseded",
+                "--superseded-grace",
+                "5m",
+            ],
+            "superseded",
+        ),
+        (
+            &["--ttl", "1s", "--min-ttl", "1s", "--only-if-all-stale"],
+            "wipe",
+        ),
+        (&["--action", "wipe", "--ttl", "1h"], "--ttl"),
+        (&["--min-ttl", "1s"], "--ttl"),
+        (
+            &[
+                "--ttl",
+                "1s",
+                "--min-ttl",
+                "1s",
+                "--prometheus",
+                "http://127.0.0.1:1",
+            ],
+            "--prometheus",
+        ),
+        (
+            &[
+                "--ttl",
+                "1s",
+                "--min-ttl",
+                "1s",
+                "--gateway-password-file",
+                "/nonexistent",
+            ],
+            "--gateway",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, stderr) = refused(&gw, args);
+        assert_eq!(code, 2, "{args:?} is refused with exit 2: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: the error names {needle:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        gw.groups().await.len(),
+        1,
+        "nothing was deleted by a refused run"
+    );
+}
+
+fn sweep_json(args: &[&str]) -> (i32, Value) {
+    let out = janitor()
+        .arg("sweep")
+        .args(args)
+        .args([
+            "--output",
+            "json",
+            "--min-ttl",
+            "1s",
+            "--request-timeout",
+            "3s",
+        ])
+        .output()
+        .expect("janitor runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), report)
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_hanging_replicas_fail_alone() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old")], "x 1\n").await;
+    // Mocks only for faults a real gateway cannot produce.
+    let garbage = FaultServer::start(Fault::Garbage);
+    let truncated = FaultServer::start(Fault::Truncated);
+    let hang = FaultServer::start(Fault::HangMidBody);
+    let silent = FaultServer::start(Fault::HangBeforeHeaders);
+    sleep_past(1.5).await;
+    let (code, report) = sweep_json(&[
+        "--gateway",
+        &gw.base_url,
+        "--gateway",
+        &garbage.base_url,
+        "--gateway",
+        &truncated.base_url,
+        "--gateway",
+        &hang.base_url,
+        "--gateway",
+        &silent.base_url,
+        "--ttl",
+        "1s",
+    ]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        gw.groups().await.is_empty(),
+        "the real replica was still swept"
+    );
+    let replicas = report["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 5);
+    for fault in [&garbage, &truncated, &hang, &silent] {
+        let r = replicas
+            .iter()
+            .find(|r| r["url"] == fault.base_url.as_str())
+            .unwrap();
+        assert_eq!(r["state"], "failed", "{r}");
+        assert!(
+            r["groups"].is_null(),
+            "a failed replica is never counted as empty: {r}"
+        );
+        assert!(!r["error"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(report["summary"]["replicas_failed"], 4);
+}
