@@ -21,6 +21,9 @@ pub struct GatewayOpts {
     pub route_prefix: Option<String>,
     /// Appended to the command line as is.
     pub extra_args: Vec<String>,
+    /// Content of a `--web.config.file` (TLS, basic auth). Readiness then accepts any HTTP
+    /// answer, since `-/ready` itself is behind the auth.
+    pub web_config: Option<String>,
 }
 
 /// A grouping key as the JSON API reports it: label name → value, `job` included.
@@ -113,6 +116,11 @@ impl TestGateway {
                 cmd.arg(format!("--web.route-prefix=/{prefix}"));
             }
             cmd.args(&opts.extra_args);
+            if let Some(web_config) = &opts.web_config {
+                let path = dir.path().join("web.yml");
+                std::fs::write(&path, web_config).expect("write web config");
+                cmd.arg(format!("--web.config.file={}", path.display()));
+            }
             let mut proc = Proc::spawn(
                 "prometheus-pushgateway",
                 cmd,
@@ -124,7 +132,8 @@ impl TestGateway {
                 format!("/{prefix}/-/ready")
             };
             let addr = format!("127.0.0.1:{port}");
-            match proc.wait_ready(&addr, &ready, Duration::from_secs(20)) {
+            let any_answer = opts.web_config.is_some();
+            match proc.wait_ready(&addr, &ready, Duration::from_secs(20), any_answer) {
                 Ok(()) => {
                     let base_url = if prefix.is_empty() {
                         format!("http://{addr}/")

@@ -59,7 +59,8 @@ impl Proc {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// Polls `GET http://addr{path}` until it answers 200, bounded by `timeout`.
+    /// Polls `GET http://addr{path}` until it answers 200 (or, with `any_answer`, any HTTP status),
+    /// bounded by `timeout`.
     /// Panics with the log tail if the program exits or never becomes ready; returns
     /// `Err(PortTaken)` when it exited because its port was already in use.
     pub fn wait_ready(
@@ -67,6 +68,7 @@ impl Proc {
         addr: &str,
         path: &str,
         timeout: Duration,
+        any_answer: bool,
     ) -> Result<(), StartError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -80,7 +82,8 @@ impl Proc {
                     panic!("{} exited early ({status}); log tail:\n{tail}", self.name);
                 }
             }
-            if blocking_get_status(addr, path) == Some(200) {
+            let status = blocking_get_status(addr, path);
+            if status == Some(200) || (any_answer && status.is_some()) {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -24,6 +24,16 @@ impl TestPrometheus {
     /// Starts Prometheus with one scrape job named `job` (`honor_labels: true`, 1s interval) over
     /// the static `targets` (`host:port`), and waits (bounded) for `-/ready`.
     pub fn start(job: &str, targets: &[String]) -> TestPrometheus {
+        Self::start_with_web_config(job, targets, None)
+    }
+
+    /// Like [`TestPrometheus::start`], with a `--web.config.file` (basic auth, TLS). Readiness
+    /// then accepts any HTTP answer, since `-/ready` itself is behind the auth.
+    pub fn start_with_web_config(
+        job: &str,
+        targets: &[String],
+        web_config: Option<&str>,
+    ) -> TestPrometheus {
         let targets_yaml = targets
             .iter()
             .map(|t| format!("\"{t}\""))
@@ -49,9 +59,19 @@ impl TestPrometheus {
                     dir.path().join("data").display()
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+            if let Some(web_config) = web_config {
+                let path = dir.path().join("web.yml");
+                std::fs::write(&path, web_config).expect("write web config");
+                cmd.arg(format!("--web.config.file={}", path.display()));
+            }
             let mut proc = Proc::spawn("prometheus", cmd, &dir.path().join("prometheus.log"));
             let addr = format!("127.0.0.1:{port}");
-            match proc.wait_ready(&addr, "/-/ready", Duration::from_secs(60)) {
+            match proc.wait_ready(
+                &addr,
+                "/-/ready",
+                Duration::from_secs(60),
+                web_config.is_some(),
+            ) {
                 Ok(()) => {
                     return TestPrometheus {
                         url: format!("http://{addr}"),
