@@ -142,7 +142,7 @@ pub async fn from_prometheus(
         })?
         .map_err(|e| Error::Prometheus {
             url: shown.clone(),
-            message: format!("query {query}: {e}"),
+            message: format!("query {query}: {}", crate::error::chain(&e)),
         })?;
     let vector = answer.data().as_vector().ok_or_else(|| Error::Prometheus {
         url: shown.clone(),

@@ -68,3 +68,19 @@ impl Error {
         }
     }
 }
+
+/// An error with its chain of causes, `outer: inner: innermost`, for messages that must say what
+/// really went wrong (a library's top-level text is often just "request failed").
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}

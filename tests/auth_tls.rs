@@ -225,7 +225,10 @@ async fn prometheus_behind_basic_auth_gets_its_own_credentials() {
 
     let (code, stdout, _) = sweep(&["--prometheus", &prom.url, "--job", "pushgateway"]);
     assert_eq!(code, 1, "without credentials discovery fails: {stdout}");
-    assert!(stdout.contains("401") || stdout.contains("Unauthorized"), "{stdout}");
+    assert!(
+        stdout.contains("401") || stdout.contains("Unauthorized"),
+        "{stdout}"
+    );
     assert!(gw.has_group(&[("job", "old")]).await, "nothing touched");
 
     // Discovery answers only after Prometheus scraped the gateway once; retry a few times.
