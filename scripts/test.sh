@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test: unit and property tests of the pure core, and integration tests against real
-# Pushgateway replicas and a real Prometheus (Debian's packages), started on loopback ports.
-# Installs what the tests need when it is missing (as root, with apt-get).
+# Runs every test: unit and property tests of the pure core; integration tests against real
+# Pushgateway replicas and a real Prometheus (Debian's packages) on loopback ports; and the
+# controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv).
+# Installs what the tests need when it is missing (as root, with apt-get and pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v prometheus >/dev/null || need+=(prometheus)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
 fi
+if ! .venv/bin/python -c 'import kmock' 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q -r tests/requirements.txt
+fi
+export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
+
+# The stand-in's own check: what of the Kubernetes API it emulates (see tests/KMOCK.md).
+.venv/bin/python tests/k8s_emulator_test.py
 
 cargo test --all-targets "$@"

@@ -470,3 +470,57 @@ async fn the_json_report_has_a_stable_shape() {
     assert!(action["age_seconds"].as_f64().unwrap() >= 2.0);
     assert_eq!(report["summary"]["exit_code"], 0);
 }
+
+#[tokio::test]
+async fn instances_become_urls_under_the_route_prefix() {
+    let gw = TestGateway::start(GatewayOpts {
+        route_prefix: Some("/pgw".into()),
+        ..Default::default()
+    });
+    gw.push(&[("job", "old")], "x 1\n").await;
+    let prom = TestPrometheus::start("pushgateway", &[gw.address()]);
+    // Prometheus scrapes the prefixed gateway at the wrong path and marks it down; that is
+    // fine: discovery takes every target whatever its up value.
+    prom.wait_for_up("pushgateway", 1, std::time::Duration::from_secs(30))
+        .await;
+    sleep_past(2.0).await;
+    let (code, report, stderr) = run(&[
+        "--prometheus",
+        &prom.url,
+        "--job",
+        "pushgateway",
+        "--gateway-path-prefix",
+        "/pgw",
+        "--ttl",
+        "2s",
+    ]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report["replicas"][0]["url"], gw.base_url.as_str());
+    assert!(gw.groups().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_old_plan_is_remade_from_a_fresh_read_before_deleting() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old")], "x 1\n").await;
+    sleep_past(2.0).await;
+    // --replan-after 0s: every plan counts as old, so the replica is re-read before deleting.
+    let (code, report, stderr) = run(&[
+        "--gateway",
+        &gw.base_url,
+        "--ttl",
+        "2s",
+        "--replan-after",
+        "0s",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["replicas"][0]["replanned"], true);
+    assert_eq!(report["summary"]["deleted"], 1);
+    assert!(
+        report["replicas"][0]["max_delete_window_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
+    assert!(gw.groups().await.is_empty());
+}
