@@ -28,13 +28,20 @@ pub(crate) struct ReplicaOutcome {
 }
 
 impl ReplicaOutcome {
-    pub fn all(decisions: Vec<Decision>, outcome: Outcome) -> Self {
+    fn empty() -> Self {
         ReplicaOutcome {
-            actions: decisions.into_iter().map(|d| (d, outcome, None)).collect(),
+            actions: vec![],
             replanned: false,
             admin_wiped: false,
             max_window: None,
             error: None,
+        }
+    }
+
+    pub fn all(decisions: Vec<Decision>, outcome: Outcome) -> Self {
+        ReplicaOutcome {
+            actions: decisions.into_iter().map(|d| (d, outcome, None)).collect(),
+            ..Self::empty()
         }
     }
 }
@@ -47,15 +54,16 @@ pub(crate) async fn act_on_replica(
     decisions: Vec<Decision>,
     admin_wipe: bool,
 ) -> ReplicaOutcome {
+    // An unread replica has no decisions (the plan never treats it as empty).
     let Ok(planned_snapshot) = &read.snapshot else {
-        return ReplicaOutcome::all(vec![], Outcome::Failed);
+        return ReplicaOutcome::empty();
     };
     if decisions.is_empty() {
-        return ReplicaOutcome::all(vec![], Outcome::Deleted);
+        return ReplicaOutcome::empty();
     }
     let gateway = &read.gateway;
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
-    let mut outcome = ReplicaOutcome::all(vec![], Outcome::Deleted);
+    let mut outcome = ReplicaOutcome::empty();
 
     // A big store takes long to read: if the plan is old, re-read this replica and keep only the
     // decisions a fresh plan still makes, so a group pushed in between is not deleted.
