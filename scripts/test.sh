@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests of the pure core; integration tests against real
 # Pushgateway replicas and a real Prometheus (Debian's packages) on loopback ports; and the
-# controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv).
+# controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv); and
+# the Helm chart's checks (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv).
 # Installs what the tests need when it is missing (as root, with apt-get and pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
 fi
-if ! .venv/bin/python -c 'import kmock' 2>/dev/null; then
+if ! .venv/bin/python -c 'import kmock, helm_python, kubernetes_validate' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q -r tests/requirements.txt
 fi
@@ -23,5 +24,8 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 
 # The stand-in's own check: what of the Kubernetes API it emulates (see tests/KMOCK.md).
 .venv/bin/python tests/k8s_emulator_test.py
+
+# The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
+.venv/bin/python tests/chart/check_chart.py
 
 cargo test --all-targets "$@"
