@@ -242,3 +242,113 @@ pub fn check(
         suspend: spec.suspend,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{PrometheusSource, Schedule, StaticSource};
+
+    fn spec() -> PushgatewayRetentionSpec {
+        PushgatewayRetentionSpec {
+            static_: Some(StaticSource {
+                urls: vec!["http://pgw-0:9091".into()],
+            }),
+            ttl: Some("6h".into()),
+            min_ttl: "1m".into(),
+            interval: "5m".into(),
+            ..Default::default()
+        }
+    }
+
+    fn err(spec: &PushgatewayRetentionSpec) -> String {
+        check(spec, Duration::from_secs(60), &Tuning::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_valid_spec_becomes_a_sweep() {
+        let checked = check(&spec(), Duration::from_secs(60), &Tuning::default()).unwrap();
+        assert_eq!(checked.sweep.policy.ttl, Duration::from_secs(6 * 3600));
+        assert_eq!(
+            checked.sweep.policy.superseded_grace,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(checked.cadence.interval, Duration::from_secs(300));
+        assert!(
+            matches!(checked.source, SourceSpec::Static(ref u) if u[0].as_str() == "http://pgw-0:9091/")
+        );
+    }
+
+    #[test]
+    fn what_cel_cannot_check_is_refused_naming_the_field() {
+        let mut s = spec();
+        s.selector = Some(r#"{job=~"("}"#.into());
+        assert!(err(&s).contains("spec.selector"));
+
+        let mut s = spec();
+        s.action = RetentionAction::Wipe;
+        s.ttl = None;
+        s.schedule = Some(Schedule {
+            cron: "61 3 * * *".into(),
+            time_zone: None,
+        });
+        assert!(err(&s).contains("spec.schedule.cron"));
+        s.schedule = Some(Schedule {
+            cron: "0 3 * * *".into(),
+            time_zone: Some("Mars/Olympus".into()),
+        });
+        assert!(err(&s).contains("spec.schedule.timeZone"));
+
+        let mut s = spec();
+        s.static_ = Some(StaticSource {
+            urls: vec!["pgw-0:9091".into()],
+        });
+        assert!(err(&s).contains("spec.static.urls[0]"));
+
+        let mut s = spec();
+        s.ttl = Some("7x".into());
+        assert!(err(&s).contains("spec.ttl"));
+    }
+
+    #[test]
+    fn the_controller_floor_wins_over_a_lower_min_ttl() {
+        let mut s = spec();
+        s.min_ttl = "1s".into();
+        s.ttl = Some("30s".into());
+        let e = err(&s);
+        assert!(e.contains("spec.ttl") && e.contains("floor"), "{e}");
+        assert!(check(&s, Duration::from_secs(1), &Tuning::default()).is_ok());
+    }
+
+    #[test]
+    fn exactly_one_source() {
+        let mut s = spec();
+        s.prometheus = Some(PrometheusSource {
+            url: "http://prom:9090".into(),
+            job: "pushgateway".into(),
+            scheme: Scheme::Http,
+            path_prefix: None,
+            auth: None,
+        });
+        assert!(err(&s).contains("exactly one"));
+        s.static_ = None;
+        s.prometheus = None;
+        assert!(err(&s).contains("exactly one"));
+    }
+
+    #[tokio::test]
+    async fn a_service_source_without_a_cluster_says_so() {
+        let source = SourceSpec::Service {
+            name: "pgw".into(),
+            port: None,
+            instance_url: InstanceUrl::default(),
+        };
+        let e = source
+            .discover_without_cluster(&reqwest::Client::new(), Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a cluster"), "{e}");
+    }
+}
