@@ -18,6 +18,7 @@ use url::Url;
 
 pub use key::group_path;
 
+use crate::http::redact_url;
 use crate::model::{Labels, ReplicaStatus, Snapshot};
 use crate::{Error, Result};
 
@@ -191,7 +192,7 @@ impl Gateway {
         tokio::time::timeout(self.timeout, op)
             .await
             .map_err(|_| Error::Timeout {
-                url: redact(url),
+                url: redact_url(url),
                 timeout: self.timeout,
             })?
     }
@@ -252,7 +253,7 @@ async fn status_error(response: Response, url: &Url) -> Error {
     head.truncate(BODY_EXCERPT);
     let body = String::from_utf8_lossy(&head);
     Error::Status {
-        url: redact(url),
+        url: redact_url(url),
         status,
         body: body.split_whitespace().collect::<Vec<_>>().join(" "),
     }
@@ -294,7 +295,7 @@ fn parse_error(error: serde_json::Error, url: &Url) -> Error {
 
 fn http_error(error: reqwest::Error, url: &Url) -> Error {
     Error::Http {
-        url: redact(url),
+        url: redact_url(url),
         // reqwest's own copy of the URL may carry credentials; ours is redacted.
         source: error.without_url(),
     }
@@ -302,18 +303,9 @@ fn http_error(error: reqwest::Error, url: &Url) -> Error {
 
 fn bad(url: &Url, message: impl Into<String>) -> Error {
     Error::BadResponse {
-        url: redact(url),
+        url: redact_url(url),
         message: message.into(),
     }
-}
-
-/// The URL as it may appear in logs, events and errors: without user info.
-fn redact(url: &Url) -> String {
-    let mut url = url.clone();
-    // Both fail only for URLs that cannot carry credentials anyway.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
 }
 
 #[cfg(test)]
@@ -370,7 +362,7 @@ mod tests {
     #[test]
     fn urls_in_errors_carry_no_credentials() {
         let url = Url::parse("http://user:secret@h:9091/pgw/api/v1/metrics").unwrap();
-        assert_eq!(redact(&url), "http://h:9091/pgw/api/v1/metrics");
+        assert_eq!(redact_url(&url), "http://h:9091/pgw/api/v1/metrics");
         let message = bad(&url, "x").to_string();
         assert!(
             !message.contains("secret") && !message.contains("user"),
