@@ -18,6 +18,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod runner;
 pub mod schedule;
 pub mod secrets;
 pub mod selector;

@@ -2,6 +2,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod run;
 pub mod sweep;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,9 @@ pub struct Cli {
 pub enum Command {
     /// One run: find the replicas, read them all, decide, guard, act, report, exit.
     Sweep(Box<sweep::SweepArgs>),
+    /// Enforce PushgatewayRetention policies from files, without a cluster: a loop per policy
+    /// (or one sweep each with `--once`), with /livez, /readyz and /metrics.
+    Run(Box<run::RunArgs>),
     /// Print the PushgatewayRetention CustomResourceDefinition (YAML).
     Crd,
     /// Run the Kubernetes controller: sweep every PushgatewayRetention on its cadence.

@@ -1,0 +1,62 @@
+//! `pushgateway-janitor run --policies PATH`: the policies users `kubectl apply`, enforced without
+//! a cluster, in a loop (or once, with `--once`, for a CronJob).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::sweep::{OutputFormat, TuningArgs};
+use crate::duration::parse_duration;
+use crate::sweep::Tuning;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A PushgatewayRetention YAML file, or a directory whose `*.yaml` and `*.yml` files are read
+    /// (sorted, not recursive). A file may hold several documents separated by `---`.
+    #[arg(long, env = "PGW_JANITOR_POLICIES")]
+    pub policies: PathBuf,
+    /// Address for `/livez`, `/readyz` and `/metrics` (not served with `--once`).
+    #[arg(long, env = "PGW_JANITOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Directory of Secrets mounted as files, `DIR/<secret name>/<key>`, for the policies' auth
+    /// references.
+    #[arg(long, env = "PGW_JANITOR_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// The shortest TTL any policy may use, whatever its `minTtl` says.
+    #[arg(long, env = "PGW_JANITOR_MIN_TTL", value_parser = parse_duration, default_value = "1m")]
+    pub min_ttl: Duration,
+    /// Sweep every valid policy once, print the reports and exit with the worst exit code.
+    #[arg(long, env = "PGW_JANITOR_ONCE")]
+    pub once: bool,
+    /// Report format on stdout, with `--once`.
+    #[arg(long, env = "PGW_JANITOR_OUTPUT", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// On SIGTERM or SIGINT, how long to let sweeps in flight finish before exiting.
+    #[arg(long, env = "PGW_JANITOR_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+impl RunArgs {
+    /// The engine's tuning from the shared flags.
+    pub fn engine_tuning(&self) -> Tuning {
+        let t = &self.tuning;
+        Tuning {
+            read_concurrency: t.read_concurrency,
+            request_timeout: t.request_timeout,
+            delete_concurrency: t.delete_concurrency,
+            delete_rate: t.delete_rate,
+            replan_after: t.replan_after,
+            confirm_timeout: t.confirm_timeout,
+            unhealthy_wait: t.unhealthy_wait,
+        }
+    }
+}
+
+/// Runs `run` and returns the process exit code.
+pub async fn main(args: &RunArgs) -> i32 {
+    crate::runner::main(args).await
+}
