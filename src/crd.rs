@@ -152,7 +152,8 @@ pub struct ServiceSource {
     /// Name of a Service in the policy's namespace that selects the gateway pods.
     #[schemars(length(min = 1))]
     pub name: String,
-    /// The Service port's name, or its number as a string. Empty: the only port.
+    /// The Service port's name, or the port number the gateway pods listen on (the target port,
+    /// as EndpointSlices list it), as a string. Empty: the only port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
     /// Scheme the gateways serve.
