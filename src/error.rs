@@ -43,6 +43,14 @@ pub enum Error {
 
     #[error("discovery: {0}")]
     Discovery(String),
+
+    /// The Kubernetes API refused or failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+
+    /// Leader election could not start or keep its Lease.
+    #[error("leader election: {0}")]
+    Lease(#[source] kube_lease_manager::LeaseManagerError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,6 +73,8 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Prometheus { .. } => "prometheus",
             Error::Discovery(_) => "discovery",
+            Error::Kube(_) => "kube",
+            Error::Lease(_) => "lease",
         }
     }
 }

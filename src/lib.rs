@@ -4,6 +4,7 @@
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod discover;
 pub mod duration;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod guard;
 pub mod http;
+pub mod k8s;
 pub mod metrics;
 pub mod model;
 pub mod plan;

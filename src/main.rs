@@ -22,6 +22,7 @@ async fn main() {
             print!("{}", pushgateway_janitor::cli::crd::yaml());
             exit::OK
         }
+        Command::Controller(args) => pushgateway_janitor::cli::controller::main(args).await,
     };
     std::process::exit(code);
 }

@@ -1,5 +1,6 @@
 //! The command line: thin front doors over the engine.
 
+pub mod controller;
 pub mod crd;
 pub mod sweep;
 
@@ -41,4 +42,6 @@ pub enum Command {
     Sweep(Box<sweep::SweepArgs>),
     /// Print the PushgatewayRetention CustomResourceDefinition (YAML).
     Crd,
+    /// Run the Kubernetes controller: sweep every PushgatewayRetention on its cadence.
+    Controller(Box<controller::ControllerArgs>),
 }

@@ -203,7 +203,12 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, replicas: Vec<Replica>) 
 
     // Act on every replica at once; each paces itself.
     let tripped = guard_trip.is_some();
-    let outcomes: Vec<act::ReplicaOutcome> = stream::iter(reads.iter().enumerate())
+    // The futures are made before they are streamed: a closure over borrowed reads inside
+    // `stream.map` makes the whole sweep future fail the `Send` check (a higher-ranked lifetime
+    // limitation of rustc), and the controller runs sweeps on spawned tasks.
+    let acts: Vec<_> = reads
+        .iter()
+        .enumerate()
         .map(|(i, read)| {
             let decisions = the_plan.replicas[i].deletes.clone();
             let admin_wipe = the_plan.replicas[i].admin_wipe;
@@ -218,6 +223,8 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, replicas: Vec<Replica>) 
                 act::act_on_replica(sweep, read, i, inputs, decisions, admin_wipe).await
             }
         })
+        .collect();
+    let outcomes: Vec<act::ReplicaOutcome> = stream::iter(acts)
         .buffered(sweep.tuning.read_concurrency)
         .collect()
         .await;

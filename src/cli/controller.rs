@@ -1,0 +1,141 @@
+//! `pushgateway-janitor controller`: the Kubernetes controller for `PushgatewayRetention`s.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::sweep::TuningArgs;
+use crate::controller::{self, leader, LeaseOptions, Options, Settings, CONTROLLER_NAME};
+use crate::duration::parse_duration;
+use crate::report::exit;
+use crate::sweep::Tuning;
+use crate::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Address of the /livez, /readyz and /metrics server.
+    #[arg(long, env = "PGW_JANITOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Watch policies in this namespace only. Default: all namespaces.
+    #[arg(long, env = "PGW_JANITOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The shortest TTL any policy gets, whatever its minTtl says.
+    #[arg(long, env = "PGW_JANITOR_MIN_TTL", value_parser = parse_duration, default_value = "1m")]
+    pub min_ttl: Duration,
+    /// Sweep only while holding a Lease (for more than one replica).
+    #[arg(
+        long,
+        env = "PGW_JANITOR_LEADER_ELECTION",
+        help_heading = "Leader election"
+    )]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_LEASE_NAME",
+        default_value = CONTROLLER_NAME,
+        help_heading = "Leader election"
+    )]
+    pub lease_name: String,
+    /// Namespace of the Lease. Default: $POD_NAMESPACE, else `default`.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_LEASE_NAMESPACE",
+        help_heading = "Leader election"
+    )]
+    pub lease_namespace: Option<String>,
+    /// How long the Lease holds without renewal: how soon another replica takes over from one
+    /// that died.
+    #[arg(long, env = "PGW_JANITOR_LEASE_DURATION", value_parser = parse_duration, default_value = "15s", help_heading = "Leader election")]
+    pub lease_duration: Duration,
+    /// On SIGTERM, how long sweeps in flight may take to finish before they are abandoned.
+    #[arg(long, env = "PGW_JANITOR_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub shutdown_timeout: Duration,
+    /// Policies reconciled at once.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 4
+    )]
+    pub max_concurrent_reconciles: u16,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+impl ControllerArgs {
+    /// Turns flags into options, or says which flag is wrong.
+    pub fn options(&self) -> Result<Options> {
+        let t = &self.tuning;
+        let tuning = Tuning {
+            read_concurrency: t.read_concurrency,
+            request_timeout: t.request_timeout,
+            delete_concurrency: t.delete_concurrency,
+            delete_rate: t.delete_rate,
+            replan_after: t.replan_after,
+            confirm_timeout: t.confirm_timeout,
+            unhealthy_wait: t.unhealthy_wait,
+        };
+        tuning.validate()?;
+        if self.max_concurrent_reconciles == 0 {
+            return Err(Error::config(
+                "--max-concurrent-reconciles",
+                "must be greater than zero",
+            ));
+        }
+        if self.min_ttl.is_zero() {
+            return Err(Error::config("--min-ttl", "must be greater than zero"));
+        }
+        let identity = leader::default_identity();
+        let leader_election = self.leader_election.then(|| LeaseOptions {
+            name: self.lease_name.clone(),
+            namespace: self.lease_namespace.clone().unwrap_or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".into())
+            }),
+            identity: identity.clone(),
+            duration: self.lease_duration,
+        });
+        let defaults = Settings::default();
+        Ok(Options {
+            listen: self.listen,
+            namespace: self.namespace.clone(),
+            settings: Settings {
+                tuning,
+                prometheus_timeout: t.prometheus_timeout,
+                floor: self.min_ttl,
+                // A follower looks again about when a dead leader's Lease would expire.
+                not_leader_requeue: self.lease_duration,
+                ..defaults
+            },
+            leader_election,
+            identity,
+            shutdown_timeout: self.shutdown_timeout,
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
+        })
+    }
+}
+
+/// Runs the controller and returns the process exit code.
+pub async fn main(args: &ControllerArgs) -> i32 {
+    let options = match args.options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    match controller::run(options).await {
+        Ok(()) => exit::OK,
+        Err(e @ Error::Config { .. }) => {
+            tracing::error!(error = %e, "cannot start");
+            exit::USAGE
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "controller failed");
+            exit::REPLICA_FAILED
+        }
+    }
+}

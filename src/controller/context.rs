@@ -1,0 +1,134 @@
+//! What every reconcile shares: the Kubernetes client, the one event recorder, the metrics, the
+//! health flags, the engine tuning, the TTL floor and the leadership flag. Tests build it the same
+//! way, with a mocked client.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+
+use super::leader::LeaderFlag;
+use crate::metrics::Metrics;
+use crate::server::Health;
+use crate::sweep::Tuning;
+
+/// The reporting controller name on events, and the Lease name by default.
+pub const CONTROLLER_NAME: &str = "pushgateway-janitor";
+/// The one field manager of every status apply.
+pub const FIELD_MANAGER: &str = "pgw-janitor";
+
+/// The controller's own settings, from its flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tuning: Tuning,
+    /// Bound on the query to Prometheus, for `prometheus` sources.
+    pub prometheus_timeout: Duration,
+    /// The shortest TTL any policy gets, whatever its `minTtl` says.
+    pub floor: Duration,
+    /// How soon a non-leader looks at a policy again.
+    pub not_leader_requeue: Duration,
+    /// First retry after a transient error; doubles per failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tuning: Tuning::default(),
+            prometheus_timeout: Duration::from_secs(30),
+            floor: Duration::from_secs(60),
+            not_leader_requeue: Duration::from_secs(15),
+            min_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    /// One recorder for every policy, so repeated events become a series instead of new objects.
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub settings: Settings,
+    pub leader: LeaderFlag,
+    /// Consecutive failures per policy (`namespace/name`), for the error backoff.
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+impl Context {
+    /// `instance` names this replica on its events (the pod name).
+    pub fn new(
+        client: Client,
+        instance: Option<String>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        leader: LeaderFlag,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: CONTROLLER_NAME.into(),
+                instance,
+            },
+        );
+        Context {
+            client,
+            recorder,
+            metrics,
+            health,
+            settings,
+            leader,
+            failures: Mutex::default(),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Counts one more failure of `key` and returns how long to wait before retrying:
+    /// `min_backoff` doubled per consecutive failure, capped at `max_backoff`.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let f = failures.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            retry_at: Instant::now(),
+        });
+        f.count = f.count.saturating_add(1);
+        let factor = 2u32.saturating_pow(f.count.saturating_sub(1).min(16));
+        let delay = self
+            .settings
+            .min_backoff
+            .saturating_mul(factor)
+            .min(self.settings.max_backoff);
+        f.retry_at = Instant::now() + delay;
+        delay
+    }
+
+    /// How long `key` still backs off after its last failure. Every status write triggers a
+    /// reconcile too, and those must not retry a failing sweep before its time.
+    pub fn retry_in(&self, key: &str) -> Option<Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let left = failures
+            .get(key)?
+            .retry_at
+            .checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// A reconcile of `key` went through: its next failure starts the backoff afresh.
+    pub fn succeeded(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(key);
+    }
+}
+
+struct Failures {
+    count: u32,
+    retry_at: Instant,
+}

@@ -1,0 +1,319 @@
+//! One reconcile of one policy: check the spec, decide whether it is due, sweep through the
+//! engine, then say what happened in status, events and metrics. The engine decides what to
+//! delete; nothing here does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+use super::context::{Context, FIELD_MANAGER};
+use super::events::{self, event};
+use super::status::{self, DEGRADED, SPEC_INVALID};
+use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
+use crate::discover::Replica;
+use crate::http::build_client;
+use crate::k8s::{self, KubeSecrets};
+use crate::metrics::PolicyLabels;
+use crate::policy::{self, CheckedPolicy, SourceSpec};
+use crate::schedule::until;
+use crate::secrets::resolve;
+use crate::sweep;
+use crate::{Error, Result};
+
+/// Never requeue sooner than this: a sweep longer than its interval must not spin.
+const MIN_REQUEUE: Duration = Duration::from_secs(1);
+
+/// What a reconcile did, and when it wants to look again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reconciled {
+    /// Another replica leads: nothing touched.
+    NotLeader { after: Duration },
+    /// The spec was refused: waits for a change.
+    SpecInvalid,
+    /// `spec.suspend`: waits for a change.
+    Suspended,
+    /// Not due yet.
+    NotDue { after: Duration },
+    /// Swept; the next check is `after` from now.
+    Swept { after: Duration },
+    /// Due, but the last attempt failed and its backoff is not over: nothing touched.
+    BackingOff { after: Duration },
+    /// The object went away while reconciling: its metrics were forgotten.
+    Gone,
+}
+
+impl Reconciled {
+    pub fn action(&self) -> Action {
+        match self {
+            Reconciled::NotLeader { after }
+            | Reconciled::NotDue { after }
+            | Reconciled::Swept { after }
+            | Reconciled::BackingOff { after } => Action::requeue(*after),
+            Reconciled::SpecInvalid | Reconciled::Suspended | Reconciled::Gone => {
+                Action::await_change()
+            }
+        }
+    }
+}
+
+fn key(obj: &PushgatewayRetention) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+fn labels(obj: &PushgatewayRetention) -> PolicyLabels {
+    PolicyLabels {
+        namespace: obj.namespace().unwrap_or_default(),
+        policy: obj.name_any(),
+    }
+}
+
+fn unix_now() -> f64 {
+    Timestamp::now().as_millisecond() as f64 / 1000.0
+}
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 404)
+}
+
+/// The reconciler `Controller::run` calls.
+pub async fn reconcile(obj: Arc<PushgatewayRetention>, ctx: Arc<Context>) -> Result<Action> {
+    let done = reconcile_policy(&obj, &ctx).await;
+    match &done {
+        // Set here, before the reconcile ends, so the watch event of the status it wrote
+        // already finds the backoff.
+        Err(_) => {
+            ctx.failed(&key(&obj));
+        }
+        Ok(Reconciled::NotLeader { .. } | Reconciled::BackingOff { .. }) => {}
+        Ok(_) => ctx.succeeded(&key(&obj)),
+    }
+    done.map(|r| r.action())
+}
+
+/// Transient failures (the API, discovery, credentials) retry with an exponential backoff.
+pub fn error_policy(obj: Arc<PushgatewayRetention>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.record_reconcile_error(error.category());
+    let delay = ctx.retry_in(&key(&obj)).unwrap_or(ctx.settings.min_backoff);
+    tracing::warn!(policy = %key(&obj), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// One reconcile, saying what it did.
+#[tracing::instrument(skip_all, fields(policy = %key(obj)))]
+pub async fn reconcile_policy(obj: &PushgatewayRetention, ctx: &Context) -> Result<Reconciled> {
+    if !ctx.is_leader() {
+        return Ok(Reconciled::NotLeader {
+            after: ctx.settings.not_leader_requeue,
+        });
+    }
+    match reconcile_as_leader(obj, ctx).await {
+        Err(e) if is_not_found(&e) => {
+            ctx.metrics.forget(&labels(obj));
+            Ok(Reconciled::Gone)
+        }
+        other => other,
+    }
+}
+
+async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Result<Reconciled> {
+    let generation = obj.metadata.generation;
+    let prev = obj.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let checked = match policy::check(&obj.spec, ctx.settings.floor, &ctx.settings.tuning) {
+        Ok(checked) => checked,
+        Err(e) => {
+            tracing::warn!(error = %e, "spec refused");
+            ctx.metrics.record_spec_invalid(&labels(obj));
+            let new = status::spec_invalid(&prev, &e.to_string(), generation, now);
+            if new != prev {
+                apply_status(ctx, obj, &new).await?;
+            }
+            if condition_changed(&prev, &new, SPEC_INVALID) {
+                publish(
+                    ctx,
+                    obj,
+                    event(EventType::Warning, "InvalidSpec", "Check", e.to_string()),
+                )
+                .await;
+            }
+            return Ok(Reconciled::SpecInvalid);
+        }
+    };
+    if checked.suspend {
+        let new = status::suspended(&prev, generation, now);
+        if new != prev {
+            apply_status(ctx, obj, &new).await?;
+        }
+        return Ok(Reconciled::Suspended);
+    }
+    let last_sweep = prev
+        .last_sweep
+        .as_ref()
+        .and_then(|l| l.start_time.parse::<Timestamp>().ok());
+    let anchor = obj
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    // A changed spec sweeps at once; the status says which generation it last acted on.
+    let force = prev.observed_generation != generation;
+    let due = checked.cadence.due(last_sweep, anchor, now, force)?;
+    if !due.sweep_now {
+        let new = status::waiting(&prev, generation, due.next_check, due.next_tick, now);
+        if new != prev {
+            apply_status(ctx, obj, &new).await?;
+        }
+        return Ok(Reconciled::NotDue {
+            after: until(now, due.next_check).max(MIN_REQUEUE),
+        });
+    }
+
+    if !force {
+        if let Some(after) = ctx.retry_in(&key(obj)) {
+            return Ok(Reconciled::BackingOff { after });
+        }
+    }
+    let (replicas, gateway_http) = match prepare(obj, &checked, ctx).await {
+        Ok(ready) => ready,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find the replicas");
+            ctx.metrics.record_sweep(
+                &labels(obj),
+                &checked.sweep.failed_discovery(&e),
+                unix_now(),
+            );
+            let new = status::discovery_failed(&prev, &e.to_string(), generation, now);
+            apply_status(ctx, obj, &new).await?;
+            if condition_changed(&prev, &new, DEGRADED) {
+                publish(
+                    ctx,
+                    obj,
+                    event(
+                        EventType::Warning,
+                        "DiscoveryFailed",
+                        "Discover",
+                        e.to_string(),
+                    ),
+                )
+                .await;
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(replicas = replicas.len(), "sweeping");
+    let report = sweep::run(&checked.sweep, &gateway_http, replicas).await;
+    let s = &report.summary;
+    tracing::info!(
+        replicas = s.replicas,
+        failed = s.replicas_failed,
+        groups = s.groups_seen,
+        deleted = status::deleted(&report),
+        would_delete = s.would_delete,
+        guard = s.guard.is_some(),
+        "swept"
+    );
+    ctx.metrics.record_sweep(&labels(obj), &report, unix_now());
+    let new = status::swept(&prev, &report, generation, due.next_tick, now);
+    apply_status(ctx, obj, &new).await?;
+    for ev in events::for_sweep(&report) {
+        publish(ctx, obj, ev).await;
+    }
+    Ok(Reconciled::Swept {
+        after: until(Timestamp::now(), due.next_check).max(MIN_REQUEUE),
+    })
+}
+
+/// The replicas and a gateway client with the policy's credentials.
+async fn prepare(
+    obj: &PushgatewayRetention,
+    checked: &CheckedPolicy,
+    ctx: &Context,
+) -> Result<(Vec<Replica>, reqwest::Client)> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let secrets = KubeSecrets {
+        client: ctx.client.clone(),
+        namespace: namespace.clone(),
+    };
+    let connect = ctx
+        .settings
+        .tuning
+        .request_timeout
+        .min(Duration::from_secs(10));
+    let replicas = match &checked.source {
+        SourceSpec::Service {
+            name,
+            port,
+            instance_url,
+        } => {
+            k8s::discover_service(
+                ctx.client.clone(),
+                &namespace,
+                name,
+                port.as_deref(),
+                instance_url,
+            )
+            .await?
+        }
+        source => {
+            let refs = obj.spec.prometheus.as_ref().and_then(|p| p.auth.as_ref());
+            let auth = resolve(refs, "spec.prometheus.auth", &secrets).await?;
+            let http = build_client("prometheus", &auth, connect)?;
+            source
+                .discover_without_cluster(&http, ctx.settings.prometheus_timeout)
+                .await?
+        }
+    };
+    let auth = resolve(obj.spec.gateway_auth.as_ref(), "spec.gatewayAuth", &secrets).await?;
+    Ok((replicas, build_client("gateway", &auth, connect)?))
+}
+
+/// Whether a condition's status, reason or message changed: an event is worth sending once per
+/// change, not once per reconcile.
+fn condition_changed(
+    prev: &PushgatewayRetentionStatus,
+    new: &PushgatewayRetentionStatus,
+    type_: &str,
+) -> bool {
+    let find = |s: &PushgatewayRetentionStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    find(prev) != find(new)
+}
+
+/// Server-side apply of the whole status, by the one field manager.
+async fn apply_status(
+    ctx: &Context,
+    obj: &PushgatewayRetention,
+    status: &PushgatewayRetentionStatus,
+) -> Result<()> {
+    let api: Api<PushgatewayRetention> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": PushgatewayRetention::api_version(&()),
+        "kind": PushgatewayRetention::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Events are best effort: a refused event must not fail or repeat a sweep.
+async fn publish(ctx: &Context, obj: &PushgatewayRetention, ev: Event) {
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason = %ev.reason, "cannot publish event");
+    }
+}
