@@ -30,9 +30,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use common::k8s::{wait_until, Controller, ControllerOpts, Emulator, LeaseOpts, LoggedRequest};
 use common::{key, sleep_past, GatewayOpts, Key, TestGateway};
-use pushgateway_janitor::crd::{
-    PushgatewayRetention, PushgatewayRetentionSpec, PushgatewayRetentionStatus,
-};
+use pushgateway_janitor::crd::{PushgatewayRetention, PushgatewayRetentionSpec};
 
 const NS: &str = "e2e";
 
@@ -285,10 +283,6 @@ impl Setup {
             .get(name)
             .await
             .unwrap_or_else(|e| panic!("get {name}: {e}"))
-    }
-
-    async fn status(&self, name: &str) -> PushgatewayRetentionStatus {
-        self.get(name).await.status.unwrap_or_default()
     }
 
     /// Waits (bounded) until the status of `name` satisfies `pred`; panics with the last status
@@ -779,17 +773,15 @@ async fn with_leader_election_one_instance_sweeps_and_the_other_takes_over() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
-/// 7. `/readyz`: 200 once the watch delivered its first event; after SIGTERM it stops answering
-/// 200 (503 while shutting down, or nothing once gone) and the process exits 0.
+/// 7a. `/readyz` is 200 once the watch delivered its first event.
 #[tokio::test(flavor = "multi_thread")]
-async fn readyz_follows_the_watch_and_sigterm_exits_cleanly() {
+async fn readyz_is_200_after_the_first_watch_event() {
     let _serial = SERIAL.lock().await;
     let s = Setup::start(GatewayOpts::default());
     s.create("ready", spec_for(&s.gw, json!({}))).await;
-    let mut ctl = s.ctl;
-    let ready = wait_until(SOON, || async { ctl.readyz().await == Some(200) }).await;
-    assert!(ready, "/readyz never 200; log:\n{}", ctl.log_tail(30));
-    // The watch really ran: the list and watch requests reached the emulator.
+    // The watch really delivered: the policy gets swept (its status is written).
+    s.wait_status("ready", "a sweep", SOON, |p| totals_sweeps(p) >= 1)
+        .await;
     let reqs = s.emu.requests();
     assert!(
         reqs.iter().any(|r| r.action.as_deref() == Some("WATCH")
@@ -797,7 +789,31 @@ async fn readyz_follows_the_watch_and_sigterm_exits_cleanly() {
                 .ends_with(&format!("/namespaces/{NS}/pushgatewayretentions"))),
         "no namespaced watch in the request log"
     );
+    let last = std::sync::Mutex::new(None);
+    let ready = wait_until(SOON, || async {
+        let r = s.ctl.readyz().await;
+        *last.lock().unwrap() = r;
+        r == Some(200)
+    })
+    .await;
+    let last = last.into_inner().unwrap();
+    assert!(
+        ready,
+        "/readyz never 200 ({last:?}) although the watch delivered and the policy was swept; log:\n{}",
+        s.ctl.log_tail(20)
+    );
+}
 
+/// 7b. After SIGTERM `/readyz` stops answering 200 (503 while shutting down, or nothing once
+/// gone) and the process exits 0 within its shutdown timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_readiness_and_exits_0() {
+    let _serial = SERIAL.lock().await;
+    let s = Setup::start(GatewayOpts::default());
+    s.create("stop", spec_for(&s.gw, json!({}))).await;
+    s.wait_status("stop", "a sweep", SOON, |p| totals_sweeps(p) >= 1)
+        .await;
+    let mut ctl = s.ctl;
     ctl.terminate();
     let seen = std::sync::Mutex::new(Vec::new());
     let not_ready = wait_until(SOON, || async {
@@ -817,6 +833,11 @@ async fn readyz_follows_the_watch_and_sigterm_exits_cleanly() {
     assert!(
         status.is_some_and(|s| s.success()),
         "exit after SIGTERM: {status:?}; log:\n{}",
+        ctl.log_tail(30)
+    );
+    assert!(
+        ctl.log_tail(5).contains("stopped"),
+        "no clean stop in the log:\n{}",
         ctl.log_tail(30)
     );
 }
