@@ -432,6 +432,13 @@ async fn a_new_policy_deletes_the_stale_groups_and_reports_it() {
         "no status write with lastSweep.deleted >= 2: {deleted:?}"
     );
 
+    // Every request the controller made was accepted (status applies, events).
+    let refused: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.status.is_none_or(|code| code >= 400))
+        .collect();
+    assert!(refused.is_empty(), "refused requests: {refused:#?}");
+
     let held = wait_until(SOON, || async {
         s.emu
             .requests_since(mark)
