@@ -143,7 +143,8 @@ pub async fn run(opts: Options) -> Result<()> {
             }
             futures::future::ready(())
         });
-    tokio::pin!(controller);
+    // Boxed so it can be dropped below: dropping the stream aborts abandoned reconciles.
+    let mut controller = Box::pin(controller);
     let bound = opts.shutdown_timeout;
     tokio::select! {
         _ = &mut controller => {}

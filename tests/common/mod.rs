@@ -21,6 +21,7 @@
 
 mod fault;
 mod gateway;
+pub mod k8s;
 mod process;
 mod prometheus;
 
