@@ -118,8 +118,18 @@ pub async fn run(opts: Options) -> Result<()> {
     let store = controller.store();
     let ready = health.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.set_ready();
+        // kube-runtime's store wakes only the LAST task waiting for its first list (the applier
+        // waits too, and after us), so one long wait here would never wake. Short waits, each a
+        // fresh waiter, see the value as soon as it is stored.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready.set_ready();
+                    return;
+                }
+                Ok(Err(_)) => return, // the controller went away before its first list
+                Err(_) => {}
+            }
         }
     });
     let controller = controller
