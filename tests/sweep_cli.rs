@@ -524,3 +524,24 @@ async fn an_old_plan_is_remade_from_a_fresh_read_before_deleting() {
     );
     assert!(gw.groups().await.is_empty());
 }
+
+#[tokio::test]
+async fn zero_replicas_found_is_an_error_not_a_clean_run() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old")], "x 1\n").await;
+    let prom = TestPrometheus::start("pushgateway", &[gw.address()]);
+    prom.wait_for_up("pushgateway", 1, std::time::Duration::from_secs(30))
+        .await;
+    let (code, report, _) = run(&[
+        "--prometheus",
+        &prom.url,
+        "--job",
+        "no-such-job",
+        "--ttl",
+        "1s",
+    ]);
+    assert_eq!(code, 1, "{report:#}");
+    let error = report["summary"]["error"].as_str().unwrap();
+    assert!(error.contains("no-such-job"), "{error}");
+    assert!(gw.has_group(&[("job", "old")]).await);
+}
