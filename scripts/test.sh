@@ -28,4 +28,13 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 # The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
 .venv/bin/python tests/chart/check_chart.py
 
-cargo test --all-targets "$@"
+# Unit tests of the library and binary, and every integration test under tests/.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
