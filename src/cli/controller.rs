@@ -9,7 +9,6 @@ use super::sweep::TuningArgs;
 use crate::controller::{self, leader, LeaseOptions, Options, Settings, CONTROLLER_NAME};
 use crate::duration::parse_duration;
 use crate::report::exit;
-use crate::sweep::Tuning;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -66,16 +65,7 @@ pub struct ControllerArgs {
 impl ControllerArgs {
     /// Turns flags into options, or says which flag is wrong.
     pub fn options(&self) -> Result<Options> {
-        let t = &self.tuning;
-        let tuning = Tuning {
-            read_concurrency: t.read_concurrency,
-            request_timeout: t.request_timeout,
-            delete_concurrency: t.delete_concurrency,
-            delete_rate: t.delete_rate,
-            replan_after: t.replan_after,
-            confirm_timeout: t.confirm_timeout,
-            unhealthy_wait: t.unhealthy_wait,
-        };
+        let tuning = self.tuning.to_tuning();
         tuning.validate()?;
         if self.max_concurrent_reconciles == 0 {
             return Err(Error::config(
@@ -104,7 +94,7 @@ impl ControllerArgs {
             namespace: self.namespace.clone(),
             settings: Settings {
                 tuning,
-                prometheus_timeout: t.prometheus_timeout,
+                prometheus_timeout: self.tuning.prometheus_timeout,
                 floor: self.min_ttl,
                 // A follower looks again about when a dead leader's Lease would expire.
                 not_leader_requeue: self.lease_duration,

@@ -43,16 +43,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The engine's tuning from the shared flags.
     pub fn engine_tuning(&self) -> Tuning {
-        let t = &self.tuning;
-        Tuning {
-            read_concurrency: t.read_concurrency,
-            request_timeout: t.request_timeout,
-            delete_concurrency: t.delete_concurrency,
-            delete_rate: t.delete_rate,
-            replan_after: t.replan_after,
-            confirm_timeout: t.confirm_timeout,
-            unhealthy_wait: t.unhealthy_wait,
-        }
+        self.tuning.to_tuning()
     }
 }
 

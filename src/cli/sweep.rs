@@ -226,6 +226,21 @@ pub struct TuningArgs {
     pub unhealthy_wait: Duration,
 }
 
+impl TuningArgs {
+    /// The engine's tuning: the one conversion every front door uses.
+    pub fn to_tuning(&self) -> Tuning {
+        Tuning {
+            read_concurrency: self.read_concurrency,
+            request_timeout: self.request_timeout,
+            delete_concurrency: self.delete_concurrency,
+            delete_rate: self.delete_rate,
+            replan_after: self.replan_after,
+            confirm_timeout: self.confirm_timeout,
+            unhealthy_wait: self.unhealthy_wait,
+        }
+    }
+}
+
 /// Everything `sweep` needs, checked: building it touches nothing remote.
 pub struct SweepPlan {
     pub sweep: Sweep,
@@ -329,15 +344,7 @@ impl SweepArgs {
                 max_deletions_percent: self.max_deletions_percent,
             },
             dry_run: self.dry_run,
-            tuning: Tuning {
-                read_concurrency: t.read_concurrency,
-                request_timeout: t.request_timeout,
-                delete_concurrency: t.delete_concurrency,
-                delete_rate: t.delete_rate,
-                replan_after: t.replan_after,
-                confirm_timeout: t.confirm_timeout,
-                unhealthy_wait: t.unhealthy_wait,
-            },
+            tuning: t.to_tuning(),
         };
         sweep.validate()?;
         let p = &self.prometheus_auth;
