@@ -15,7 +15,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("{url}: {source}")]
+    /// The cause chain is part of the message: reqwest's own text is often only "error sending
+    /// request", while the cause says "connection refused" or why a redirect was not followed.
+    #[error("{url}: {}", chain(source))]
     Http {
         url: String,
         #[source]

@@ -165,6 +165,7 @@ pub fn build_client(
     }
     let mut builder = reqwest::Client::builder()
         .default_headers(headers)
+        .redirect(same_origin_redirects())
         .connect_timeout(connect_timeout)
         .user_agent(concat!("pushgateway-janitor/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &auth.ca_pem {
@@ -187,6 +188,28 @@ pub fn build_client(
     builder
         .build()
         .map_err(|e| Error::config(format!("{what} HTTP client"), e.to_string()))
+}
+
+/// Redirects are followed only to the same scheme, host and port. Credentials (a header, a client
+/// certificate) go only where they were configured to go, and a replica can never send the janitor
+/// to another host.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = &attempt.previous()[0];
+        let next = attempt.url();
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if next.origin() == first.origin() {
+            attempt.follow()
+        } else {
+            let message = format!(
+                "redirected to another host ({}), not followed: credentials go only where they \
+                 were configured to go",
+                redact_url(next)
+            );
+            attempt.error(message)
+        }
+    })
 }
 
 /// A URL as it may appear in logs and reports: any userinfo is removed.
