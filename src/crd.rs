@@ -53,11 +53,12 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("self.action == 'Wipe' || has(self.ttl)").message("ttl is required when action is DeleteGroups"),
     validation = Rule::new("self.action == 'Wipe' || !has(self.schedule)").message("schedule is only for action Wipe"),
     validation = Rule::new("!self.onlyIfAllStale || (self.action == 'Wipe' && has(self.ttl))").message("onlyIfAllStale needs action Wipe and a ttl"),
+    validation = Rule::new("!has(self.prometheus) || !has(self.prometheus.discovery) || self.prometheus.discovery != 'Up' || has(self.prometheus.allowedReplicas)").message("prometheus.discovery Up needs prometheus.allowedReplicas: a pushed up sample can name any host"),
     validation = Rule::new("!has(self.ttl) || !self.ttl.matches('^([0-9]+(ms|s|m|h))+$') || !self.minTtl.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.ttl) >= duration(self.minTtl)").message("ttl is under minTtl")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PushgatewayRetentionSpec {
-    /// Find the replicas through Prometheus: every target of `up{job="<job>"}`, whatever its `up`
+    /// Find the replicas through Prometheus: the scrape targets of one job, whatever their `up`
     /// value (a poisoned replica shows up = 0 and is exactly one that needs cleaning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSource>,
@@ -135,15 +136,52 @@ pub struct PrometheusSource {
     /// The scrape job whose targets are the gateway replicas.
     #[schemars(length(min = 1))]
     pub job: String,
-    /// Scheme for turning a target's `instance` label into a gateway URL.
+    /// How Prometheus tells which targets are replicas. `Targets` (the default): the job's active
+    /// scrape targets from Prometheus' targets API, each at the scheme, address and path
+    /// Prometheus scrapes; an `up` series with no target behind it (a sample pushed through a
+    /// gateway scraped with `honor_labels`) is refused, reported and never contacted. `Up`: only
+    /// the `up{job="<job>"}` query, for servers without a targets API (Thanos Query, Mimir,
+    /// VictoriaMetrics); it needs `allowedReplicas`, since anyone who can push can add an `up`
+    /// series naming any host.
+    #[serde(default)]
+    pub discovery: Discovery,
+    /// Where replicas may be: a replica whose address matches none of these is refused and never
+    /// contacted. Required with `discovery: Up`; with `Targets`, an extra bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_replicas: Option<AllowedReplicas>,
+    /// With `discovery: Up`, the scheme for turning an `instance` label into a gateway URL.
+    /// (`Targets` uses the scheme Prometheus scrapes with.)
     #[serde(default = "default_scheme")]
     pub scheme: Scheme,
-    /// The gateways' `--web.route-prefix`, e.g. `/pushgateway`.
+    /// The gateways' `--web.route-prefix`, e.g. `/pushgateway`. With `Targets`, the prefix is
+    /// otherwise taken from the scrape URL (its path before `metrics`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
     /// Credentials and TLS for talking to Prometheus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<HttpAuthRefs>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum Discovery {
+    #[default]
+    Targets,
+    Up,
+}
+
+/// Addresses a replica may have; one match is enough.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedReplicas {
+    /// Host names or IP addresses, with or without `:port`, e.g. `pgw-0.pgw.monitoring.svc:9091`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// IP ranges, e.g. `10.42.0.0/16`; they match replicas addressed by IP only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    /// A regular expression, anchored, over `host:port`, e.g. `pgw-[0-9]+\.pgw\.monitoring\.svc:9091`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -334,6 +372,10 @@ pub struct LastSweep {
     /// Up to ten of the groups deleted (or that would be), for `kubectl describe`.
     #[serde(default)]
     pub sample: Vec<String>,
+    /// Up to ten candidates discovery refused and never contacted (an `up` series with no scrape
+    /// target behind it, an address outside `allowedReplicas`), each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -398,6 +440,22 @@ mod tests {
         let mut missing = base();
         missing.as_object_mut().unwrap().remove("ttl");
         assert!(cel(missing).unwrap_err().contains("ttl is required"));
+    }
+
+    #[test]
+    fn cel_refuses_up_discovery_without_an_allow_list() {
+        let mut up = base();
+        up.as_object_mut().unwrap().remove("static");
+        up["prometheus"] = json!({"url": "http://p:9090", "job": "pgw", "discovery": "Up"});
+        assert!(cel(up.clone()).unwrap_err().contains("allowedReplicas"));
+        up["prometheus"]["allowedReplicas"] = json!({"cidrs": ["10.0.0.0/8"]});
+        cel(up.clone()).unwrap();
+        up["prometheus"]["discovery"] = json!("Targets");
+        up["prometheus"]
+            .as_object_mut()
+            .unwrap()
+            .remove("allowedReplicas");
+        cel(up).unwrap();
     }
 
     #[test]

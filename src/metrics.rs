@@ -59,6 +59,7 @@ pub struct Metrics {
     last_success: Family<PolicyLabels, FloatGauge>,
     replicas: Family<StateLabels, Gauge>,
     guard_trips: Family<PolicyLabels, Counter>,
+    discovery_refused: Family<PolicyLabels, Counter>,
     reconcile_errors: Family<CategoryLabels, Counter>,
 }
 
@@ -83,6 +84,7 @@ impl Metrics {
             last_success: Family::default(),
             replicas: Family::default(),
             guard_trips: Family::default(),
+            discovery_refused: Family::default(),
             reconcile_errors: Family::default(),
             registry: Registry::default(),
         };
@@ -132,6 +134,12 @@ impl Metrics {
             m.guard_trips.clone(),
         );
         registry.register(
+            "discovery_refused",
+            "Replica candidates discovery refused and never contacted: up series with no scrape \
+             target behind them (pushed up samples), addresses outside the allow-list",
+            m.discovery_refused.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconcile errors by category",
             m.reconcile_errors.clone(),
@@ -156,6 +164,11 @@ impl Metrics {
                 extra.to_string(),
             )
         };
+        if !report.refused.is_empty() {
+            self.discovery_refused
+                .get_or_create(policy)
+                .inc_by(report.refused.len() as u64);
+        }
         for action in &report.actions {
             let (namespace, name, reason) = with(action.reason.as_str());
             let labels = ReasonLabels {
@@ -301,6 +314,7 @@ mod tests {
                 })
                 .collect(),
             notes: vec![],
+            refused: vec![],
             summary: Summary {
                 replicas_failed: usize::from(failed_replica),
                 ..Default::default()
@@ -342,6 +356,26 @@ mod tests {
         );
         assert!(!text.contains("pushgateway_"), "own prefix only");
         assert!(text.ends_with("# EOF\n"), "OpenMetrics");
+    }
+
+    #[test]
+    fn refused_candidates_are_counted_without_their_addresses() {
+        let m = Metrics::new();
+        let mut r = report(&[], false);
+        r.refused = vec![crate::discover::Refused {
+            instance: "127.0.0.1:9".into(),
+            url: None,
+            why: "no target".into(),
+        }];
+        m.record_sweep(&policy(), &r, 1.0);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"pgw_janitor_discovery_refused_total{namespace="monitoring",policy="nightly"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("127.0.0.1"), "no address in a label");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::crd::{PushgatewayRetentionSpec, RetentionAction, Scheme};
-use crate::discover::{self, parse_base_url, InstanceUrl, Replica};
+use crate::crd::{Discovery, PushgatewayRetentionSpec, RetentionAction, Scheme};
+use crate::discover::{self, parse_base_url, AllowList, Discovered, InstanceUrl, ViaPrometheus};
 use crate::duration::parse_duration;
 use crate::guard::Limits;
 use crate::plan::{Action, Policy};
@@ -18,11 +18,7 @@ use crate::{Error, Result};
 /// Where a policy's replicas are, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
-    Prometheus {
-        url: url::Url,
-        job: String,
-        instance_url: InstanceUrl,
-    },
+    Prometheus(ViaPrometheus),
     Service {
         name: String,
         port: Option<String>,
@@ -32,31 +28,17 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
-    /// The replicas of a `prometheus` or `static` source. Zero replicas is an error, not a clean
-    /// run. A `service` source needs the cluster: the controller resolves it itself.
+    /// The replicas of a `prometheus` or `static` source, and what discovery refused. Zero
+    /// replicas is an error, not a clean run. A `service` source needs the cluster: the
+    /// controller resolves it itself.
     pub async fn discover_without_cluster(
         &self,
         prometheus_http: &reqwest::Client,
         timeout: Duration,
-    ) -> Result<Vec<Replica>> {
+    ) -> Result<Discovered> {
         match self {
-            SourceSpec::Static(urls) => Ok(discover::from_static(urls)),
-            SourceSpec::Prometheus {
-                url,
-                job,
-                instance_url,
-            } => {
-                let replicas =
-                    discover::from_prometheus(prometheus_http.clone(), url, job, instance_url, timeout)
-                        .await?;
-                if replicas.is_empty() {
-                    return Err(Error::Discovery(format!(
-                        "Prometheus knows no target of job {job:?} (query {}): nothing was swept",
-                        discover::up_query(job)
-                    )));
-                }
-                Ok(replicas)
-            }
+            SourceSpec::Static(urls) => Ok(discover::from_static(urls).into()),
+            SourceSpec::Prometheus(source) => source.discover(prometheus_http, timeout).await,
             SourceSpec::Service { name, .. } => Err(Error::config(
                 "spec.service",
                 format!("Service {name:?}: a service source needs a cluster; use prometheus or static without one"),
@@ -94,6 +76,39 @@ fn instance_url(field: &str, scheme: Scheme, prefix: &Option<String>) -> Result<
     Ok(u)
 }
 
+fn prometheus_source(p: &crate::crd::PrometheusSource) -> Result<ViaPrometheus> {
+    if p.job.is_empty() {
+        return Err(Error::config("spec.prometheus.job", "must not be empty"));
+    }
+    let allowed = p.allowed_replicas.clone().unwrap_or_default();
+    let allow = AllowList::new(
+        &allowed.hosts,
+        &allowed.cidrs,
+        allowed.regex.as_deref(),
+        |list, i| match i {
+            Some(i) => format!("spec.prometheus.allowedReplicas.{list}[{i}]"),
+            None => format!("spec.prometheus.allowedReplicas.{list}"),
+        },
+    )?;
+    let mode = match p.discovery {
+        Discovery::Targets => discover::Mode::Targets,
+        Discovery::Up if allow.is_empty() => {
+            return Err(Error::config(
+                "spec.prometheus.allowedReplicas",
+                "is required with discovery Up: a pushed up sample can name any host",
+            ))
+        }
+        Discovery::Up => discover::Mode::Up,
+    };
+    Ok(ViaPrometheus {
+        url: parse_base_url("spec.prometheus.url", &p.url)?,
+        job: p.job.clone(),
+        mode,
+        instance_url: instance_url("spec.prometheus", p.scheme, &p.path_prefix)?,
+        allow,
+    })
+}
+
 /// Checks a spec. `floor` is the controller's own minimum TTL, which no policy goes under.
 pub fn check(
     spec: &PushgatewayRetentionSpec,
@@ -101,15 +116,7 @@ pub fn check(
     tuning: &Tuning,
 ) -> Result<CheckedPolicy> {
     let source = match (&spec.prometheus, &spec.service, &spec.static_) {
-        (Some(p), None, None) => SourceSpec::Prometheus {
-            url: parse_base_url("spec.prometheus.url", &p.url)?,
-            job: if p.job.is_empty() {
-                return Err(Error::config("spec.prometheus.job", "must not be empty"));
-            } else {
-                p.job.clone()
-            },
-            instance_url: instance_url("spec.prometheus", p.scheme, &p.path_prefix)?,
-        },
+        (Some(p), None, None) => SourceSpec::Prometheus(prometheus_source(p)?),
         (None, Some(s), None) => SourceSpec::Service {
             name: s.name.clone(),
             port: s.port.clone().filter(|p| !p.is_empty()),
@@ -246,7 +253,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{PrometheusSource, Schedule, StaticSource};
+    use crate::crd::{AllowedReplicas, PrometheusSource, Schedule, StaticSource};
 
     fn spec() -> PushgatewayRetentionSpec {
         PushgatewayRetentionSpec {
@@ -327,6 +334,8 @@ mod tests {
         s.prometheus = Some(PrometheusSource {
             url: "http://prom:9090".into(),
             job: "pushgateway".into(),
+            discovery: Discovery::Targets,
+            allowed_replicas: None,
             scheme: Scheme::Http,
             path_prefix: None,
             auth: None,
@@ -335,6 +344,50 @@ mod tests {
         s.static_ = None;
         s.prometheus = None;
         assert!(err(&s).contains("exactly one"));
+    }
+
+    #[test]
+    fn up_discovery_needs_an_allow_list_and_bad_entries_name_their_field() {
+        let mut s = spec();
+        s.static_ = None;
+        let mut p = PrometheusSource {
+            url: "http://prom:9090".into(),
+            job: "pushgateway".into(),
+            discovery: Discovery::Up,
+            allowed_replicas: None,
+            scheme: Scheme::Http,
+            path_prefix: None,
+            auth: None,
+        };
+        s.prometheus = Some(p.clone());
+        assert!(
+            err(&s).contains("spec.prometheus.allowedReplicas"),
+            "{}",
+            err(&s)
+        );
+        p.allowed_replicas = Some(AllowedReplicas {
+            cidrs: vec!["10.0.0.0/8".into(), "10.0.0.0/99".into()],
+            ..Default::default()
+        });
+        s.prometheus = Some(p.clone());
+        assert!(
+            err(&s).contains("spec.prometheus.allowedReplicas.cidrs[1]"),
+            "{}",
+            err(&s)
+        );
+        p.allowed_replicas = Some(AllowedReplicas {
+            hosts: vec!["pgw-0.pgw:9091".into()],
+            ..Default::default()
+        });
+        s.prometheus = Some(p);
+        let checked = check(&s, Duration::ZERO, &Tuning::default()).unwrap();
+        assert!(matches!(
+            checked.source,
+            SourceSpec::Prometheus(ViaPrometheus {
+                mode: discover::Mode::Up,
+                ..
+            })
+        ));
     }
 
     #[tokio::test]

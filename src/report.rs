@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::discover::Refused;
 use crate::model::Labels;
 use crate::plan::Reason;
 use crate::selector::format_labels;
@@ -31,6 +32,9 @@ pub struct SweepReport {
     pub replicas: Vec<ReplicaReport>,
     pub actions: Vec<ActionReport>,
     pub notes: Vec<String>,
+    /// Candidates discovery refused (an `up` series with no scrape target behind it, an address
+    /// outside the allow-list): never contacted, and no part of the exit code.
+    pub refused: Vec<Refused>,
     pub summary: Summary,
 }
 
@@ -121,6 +125,8 @@ pub struct Summary {
     pub unconfirmed: usize,
     pub failed: usize,
     pub kept: usize,
+    /// Candidates discovery refused; see [`SweepReport::refused`].
+    pub refused: usize,
     pub guard: Option<GuardReport>,
     /// A failure that stopped the run before any replica was read (discovery).
     pub error: Option<String>,
@@ -199,6 +205,18 @@ impl SweepReport {
         out.push('\n');
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
+        }
+        for r in &self.refused {
+            let _ = writeln!(
+                out,
+                "refused: instance {:?}{}: {} (never contacted)",
+                r.instance,
+                r.url
+                    .as_ref()
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default(),
+                r.why
+            );
         }
         let s = &self.summary;
         if let Some(error) = &s.error {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::discover::{self, InstanceUrl, Replica};
+use crate::discover::{self, AllowList, Discovered, InstanceUrl, ViaPrometheus};
 use crate::duration::parse_duration;
 use crate::guard::Limits;
 use crate::http::{build_client, HttpAuthFiles};
@@ -25,6 +25,15 @@ pub enum ActionArg {
     Delete,
     /// Wipe each replica (admin API when on and no selector is given, else group by group).
     Wipe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoveryArg {
+    /// The job's active scrape targets (Prometheus' targets API), at their scrape URLs; `up`
+    /// series with no target behind them are refused.
+    Targets,
+    /// Only the `up{job=...}` query, for servers without a targets API; needs an allow-list.
+    Up,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +61,46 @@ pub struct SweepArgs {
         help_heading = "Replicas"
     )]
     pub job: Option<String>,
-    /// Scheme for turning an `instance` label into a gateway URL.
+    /// How Prometheus tells the replicas: its scrape targets, or (for Thanos Query, Mimir,
+    /// VictoriaMetrics) only the `up` query, limited to the `--allow-replica-*` addresses.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "targets",
+        env = "PGW_JANITOR_DISCOVERY",
+        requires = "prometheus",
+        help_heading = "Replicas"
+    )]
+    pub discovery: DiscoveryArg,
+    /// A host a replica may have, `host` or `host:port` (repeatable; comma-separated in the
+    /// environment variable).
+    #[arg(
+        long,
+        env = "PGW_JANITOR_ALLOW_REPLICA_HOST",
+        value_delimiter = ',',
+        requires = "prometheus",
+        help_heading = "Replicas"
+    )]
+    pub allow_replica_host: Vec<String>,
+    /// An IP range a replica's address may be in, e.g. `10.42.0.0/16` (repeatable).
+    #[arg(
+        long,
+        env = "PGW_JANITOR_ALLOW_REPLICA_CIDR",
+        value_delimiter = ',',
+        requires = "prometheus",
+        help_heading = "Replicas"
+    )]
+    pub allow_replica_cidr: Vec<String>,
+    /// A regex a replica's `host:port` must match, anchored.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_ALLOW_REPLICA_REGEX",
+        requires = "prometheus",
+        help_heading = "Replicas"
+    )]
+    pub allow_replica_regex: Option<String>,
+    /// With `--discovery up`: the scheme for turning an `instance` label into a gateway URL
+    /// (scrape targets carry their own).
     #[arg(
         long,
         default_value = "http",
@@ -60,7 +108,8 @@ pub struct SweepArgs {
         help_heading = "Replicas"
     )]
     pub gateway_scheme: String,
-    /// The gateways' `--web.route-prefix`, e.g. `/pushgateway`.
+    /// The gateways' `--web.route-prefix`, e.g. `/pushgateway`; by default taken from the scrape
+    /// URL (its path before `metrics`).
     #[arg(
         long,
         default_value = "",
@@ -264,11 +313,34 @@ impl SweepArgs {
                     path_prefix: self.gateway_path_prefix.clone(),
                 };
                 instance_url.validate()?;
-                SourceSpec::Prometheus {
+                let allow = AllowList::new(
+                    &self.allow_replica_host,
+                    &self.allow_replica_cidr,
+                    self.allow_replica_regex.as_deref(),
+                    |list, _| match list {
+                        "hosts" => "--allow-replica-host".into(),
+                        "cidrs" => "--allow-replica-cidr".into(),
+                        _ => "--allow-replica-regex".into(),
+                    },
+                )?;
+                let mode = match self.discovery {
+                    DiscoveryArg::Targets => discover::Mode::Targets,
+                    DiscoveryArg::Up if allow.is_empty() => {
+                        return Err(Error::config(
+                            "--discovery up",
+                            "needs --allow-replica-host, --allow-replica-cidr or \
+                             --allow-replica-regex: a pushed up sample can name any host",
+                        ))
+                    }
+                    DiscoveryArg::Up => discover::Mode::Up,
+                };
+                SourceSpec::Prometheus(ViaPrometheus {
                     url: discover::parse_base_url("--prometheus", url)?,
                     job,
+                    mode,
                     instance_url,
-                }
+                    allow,
+                })
             }
             (None, false) => SourceSpec::Static(
                 self.gateway
@@ -379,7 +451,7 @@ impl SweepArgs {
 }
 
 impl SweepPlan {
-    pub async fn discover(&self) -> Result<Vec<Replica>> {
+    pub async fn discover(&self) -> Result<Discovered> {
         self.source
             .discover_without_cluster(&self.prometheus_http, self.prometheus_timeout)
             .await
@@ -387,9 +459,13 @@ impl SweepPlan {
 
     pub async fn run(&self) -> SweepReport {
         match self.discover().await {
-            Ok(replicas) => {
-                tracing::info!(replicas = replicas.len(), "replicas found");
-                sweep::run(&self.sweep, &self.gateway_http, replicas).await
+            Ok(found) => {
+                tracing::info!(
+                    replicas = found.replicas.len(),
+                    refused = found.refused.len(),
+                    "replicas found"
+                );
+                sweep::run(&self.sweep, &self.gateway_http, found).await
             }
             Err(e) => {
                 tracing::error!(error = %e, "discovery failed");

@@ -52,7 +52,7 @@ fn with_sample(mut note: String, report: &SweepReport) -> String {
 }
 
 /// The events one sweep gives: `Swept` when it deleted something, `DryRun` when a dry run would
-/// have, `ReplicaFailed` and `GuardTripped` as warnings.
+/// have, `ReplicaFailed`, `ReplicaRefused` and `GuardTripped` as warnings.
 pub fn for_sweep(report: &SweepReport) -> Vec<Event> {
     let sum = &report.summary;
     let mut out = Vec::new();
@@ -86,6 +86,25 @@ pub fn for_sweep(report: &SweepReport) -> Vec<Event> {
                     sum.would_delete
                 ),
                 report,
+            ),
+        ));
+    }
+    if !report.refused.is_empty() {
+        let names: Vec<String> = report
+            .refused
+            .iter()
+            .take(10)
+            .map(|r| format!("{:?}", r.instance))
+            .collect();
+        out.push(event(
+            EventType::Warning,
+            "ReplicaRefused",
+            "Discover",
+            format!(
+                "{} replica candidate(s) refused and never contacted (an up series with no scrape \
+                 target behind it is a pushed sample): {}",
+                report.refused.len(),
+                names.join(", ")
             ),
         ));
     }

@@ -15,7 +15,7 @@ use super::context::{Context, FIELD_MANAGER};
 use super::events::{self, event};
 use super::status::{self, DEGRADED, SPEC_INVALID};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
-use crate::discover::Replica;
+use crate::discover::Discovered;
 use crate::http::build_client;
 use crate::k8s::{self, KubeSecrets};
 use crate::metrics::PolicyLabels;
@@ -178,7 +178,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
             return Ok(Reconciled::BackingOff { after });
         }
     }
-    let (replicas, gateway_http) = match prepare(obj, &checked, ctx).await {
+    let (found, gateway_http) = match prepare(obj, &checked, ctx).await {
         Ok(ready) => ready,
         Err(e) => {
             tracing::warn!(error = %e, "cannot find the replicas");
@@ -205,8 +205,12 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
             return Err(e);
         }
     };
-    tracing::info!(replicas = replicas.len(), "sweeping");
-    let report = sweep::run(&checked.sweep, &gateway_http, replicas).await;
+    tracing::info!(
+        replicas = found.replicas.len(),
+        refused = found.refused.len(),
+        "sweeping"
+    );
+    let report = sweep::run(&checked.sweep, &gateway_http, found).await;
     let s = &report.summary;
     tracing::info!(
         replicas = s.replicas,
@@ -233,7 +237,7 @@ async fn prepare(
     obj: &PushgatewayRetention,
     checked: &CheckedPolicy,
     ctx: &Context,
-) -> Result<(Vec<Replica>, reqwest::Client)> {
+) -> Result<(Discovered, reqwest::Client)> {
     let namespace = obj.namespace().unwrap_or_default();
     let secrets = KubeSecrets {
         client: ctx.client.clone(),
@@ -249,16 +253,15 @@ async fn prepare(
             name,
             port,
             instance_url,
-        } => {
-            k8s::discover_service(
-                ctx.client.clone(),
-                &namespace,
-                name,
-                port.as_deref(),
-                instance_url,
-            )
-            .await?
-        }
+        } => k8s::discover_service(
+            ctx.client.clone(),
+            &namespace,
+            name,
+            port.as_deref(),
+            instance_url,
+        )
+        .await?
+        .into(),
         source => {
             let refs = obj.spec.prometheus.as_ref().and_then(|p| p.auth.as_ref());
             let auth = resolve(refs, "spec.prometheus.auth", &secrets).await?;

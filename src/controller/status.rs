@@ -243,6 +243,12 @@ pub fn last_sweep(report: &SweepReport) -> LastSweep {
             })
             .collect(),
         sample: sample(report),
+        refused: report
+            .refused
+            .iter()
+            .take(10)
+            .map(|r| format!("instance {:?}: {}", r.instance, r.why))
+            .collect(),
     }
 }
 

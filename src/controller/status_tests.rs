@@ -48,6 +48,7 @@ fn report(actions: Vec<ActionReport>, replicas: Vec<ReplicaReport>) -> SweepRepo
         replicas,
         actions,
         notes: vec![],
+        refused: vec![],
         summary: Summary::default(),
     };
     r.summary = Summary {

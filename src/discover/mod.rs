@@ -1,15 +1,20 @@
-//! Finding the gateway replicas: from Prometheus `up{job="..."}` or from a static list.
+//! Finding the gateway replicas: from Prometheus (its scrape targets) or from a static list.
 //!
 //! Kubernetes discovery (a Service's EndpointSlices) lives with the controller; this module knows
 //! nothing of policies.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+mod allow;
+mod prometheus;
 
+use std::collections::BTreeSet;
+
+use serde::Serialize;
 use url::Url;
 
-use crate::http::redact_url;
 use crate::{Error, Result};
+
+pub use allow::AllowList;
+pub use prometheus::{up_query, Mode, ViaPrometheus};
 
 /// One replica to sweep.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,6 +23,32 @@ pub struct Replica {
     pub url: Url,
     /// The `instance` label it was found under, when discovered through Prometheus.
     pub instance: Option<String>,
+}
+
+/// A candidate that discovery refused to treat as a replica: it is never contacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// Its `instance` label.
+    pub instance: String,
+    /// The URL it would have had, when it makes one (credentials never shown).
+    pub url: Option<String>,
+    pub why: String,
+}
+
+/// What discovery found: the replicas to sweep, and the candidates it refused.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Discovered {
+    pub replicas: Vec<Replica>,
+    pub refused: Vec<Refused>,
+}
+
+impl From<Vec<Replica>> for Discovered {
+    fn from(replicas: Vec<Replica>) -> Self {
+        Discovered {
+            replicas,
+            refused: Vec::new(),
+        }
+    }
 }
 
 /// How an `instance` label becomes a gateway base URL.
@@ -111,57 +142,6 @@ pub fn from_static(urls: &[Url]) -> Vec<Replica> {
     set.into_iter().collect()
 }
 
-/// The PromQL selector for a job's targets, with the job name escaped as a PromQL string.
-pub fn up_query(job: &str) -> String {
-    let escaped = job.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("up{{job=\"{escaped}\"}}")
-}
-
-/// Every target of `job` that Prometheus knows, whatever its `up` value: a poisoned replica shows
-/// `up` = 0 and is exactly one that needs cleaning.
-pub async fn from_prometheus(
-    http: reqwest::Client,
-    prometheus: &Url,
-    job: &str,
-    to_url: &InstanceUrl,
-    timeout: Duration,
-) -> Result<Vec<Replica>> {
-    let shown = redact_url(prometheus);
-    let client = prometheus_http_query::Client::from(http, prometheus.as_str()).map_err(|e| {
-        Error::Prometheus {
-            url: shown.clone(),
-            message: e.to_string(),
-        }
-    })?;
-    let query = up_query(job);
-    let answer = tokio::time::timeout(timeout, client.query(&query).get())
-        .await
-        .map_err(|_| Error::Timeout {
-            url: shown.clone(),
-            timeout,
-        })?
-        .map_err(|e| Error::Prometheus {
-            url: shown.clone(),
-            message: format!("query {query}: {}", crate::error::chain(&e)),
-        })?;
-    let vector = answer.data().as_vector().ok_or_else(|| Error::Prometheus {
-        url: shown.clone(),
-        message: format!("query {query} did not return an instant vector"),
-    })?;
-    let mut replicas = BTreeSet::new();
-    for series in vector {
-        let Some(instance) = series.metric().get("instance") else {
-            tracing::warn!(prometheus = %shown, "a target of job {job:?} has no instance label; skipped");
-            continue;
-        };
-        replicas.insert(Replica {
-            url: to_url.to_url(instance)?,
-            instance: Some(instance.clone()),
-        });
-    }
-    Ok(replicas.into_iter().collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,12 +194,6 @@ mod tests {
         );
         assert!(parse_base_url("--gateway", "http://").is_err());
         assert!(parse_base_url("--gateway", "http://pgw:9091/?x=1").is_err());
-    }
-
-    #[test]
-    fn job_names_are_escaped_in_promql() {
-        assert_eq!(up_query("pushgateway"), r#"up{job="pushgateway"}"#);
-        assert_eq!(up_query(r#"a"b\c"#), r#"up{job="a\"b\\c"}"#);
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub async fn sweep_policy(ctx: &Context, policy: &RunnablePolicy) -> SweepReport
 async fn prepare(
     ctx: &Context,
     policy: &RunnablePolicy,
-) -> Result<(reqwest::Client, Vec<crate::discover::Replica>)> {
+) -> Result<(reqwest::Client, crate::discover::Discovered)> {
     let prometheus_refs = policy
         .spec
         .prometheus

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
-use crate::discover::Replica;
+use crate::discover::Discovered;
 use crate::gateway::Gateway;
 use crate::guard::{self, Limits};
 use crate::http::redact_url;
@@ -109,6 +109,7 @@ impl Sweep {
             replicas: vec![],
             actions: vec![],
             notes: vec![],
+            refused: vec![],
             summary: Summary {
                 error: Some(error),
                 exit_code: exit::REPLICA_FAILED,
@@ -151,17 +152,21 @@ async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
     }
 }
 
-/// Runs one sweep over `replicas`. Never panics on a replica's failure: it is reported and the
-/// others go on.
-pub async fn run(sweep: &Sweep, http: &reqwest::Client, replicas: Vec<Replica>) -> SweepReport {
+/// Runs one sweep over the replicas found. Never panics on a replica's failure: it is reported
+/// and the others go on. What discovery refused is reported as it is, and changes nothing else.
+pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> SweepReport {
     let started_at = jiff::Timestamp::now();
     let clock = Instant::now();
+    let Discovered { replicas, refused } = found;
     if replicas.is_empty() {
-        return sweep.empty_report(
+        let mut report = sweep.empty_report(
             started_at,
             0.0,
             "no gateway replica found: nothing was swept".to_string(),
         );
+        report.summary.refused = refused.len();
+        report.refused = refused;
+        return report;
     }
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
     let reads: Vec<Read> = stream::iter(replicas)
@@ -286,6 +291,7 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, replicas: Vec<Replica>) 
         replicas: replica_reports,
         actions,
         notes,
+        refused,
         summary: Summary::default(),
     };
     let failed = report
@@ -304,6 +310,7 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, replicas: Vec<Replica>) 
         unconfirmed: report.count(Outcome::Unconfirmed),
         failed: report.count(Outcome::Failed),
         kept: report.count(Outcome::Kept),
+        refused: report.refused.len(),
         guard: guard_trip.map(|t| GuardReport {
             limit: t.limit,
             planned: t.planned,

@@ -1,0 +1,449 @@
+//! Replicas found through Prometheus, in a way a pushed sample cannot spoof.
+//!
+//! With `honor_labels: true` (the setup the janitor serves), anyone who can push to a gateway can
+//! push `up{job="<the job>",instance="<any host>"}`, and Prometheus then answers
+//! `up{job="<the job>"}` with that instance as if it were a replica. So the replicas are the job's
+//! real scrape targets from the targets API, at their `scrapeUrl`; every `up` series is checked
+//! against them, and one that is no target is refused, named, and never contacted. Where
+//! Prometheus has no targets API (Thanos Query, Mimir, VictoriaMetrics), the `up` query is used
+//! only with an allow-list of replica addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{AllowList, Discovered, InstanceUrl, Refused, Replica};
+use crate::error::chain;
+use crate::http::redact_url;
+use crate::{Error, Result};
+
+/// How Prometheus tells which targets are replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The targets API lists the replicas; `up` series that are no target are refused.
+    #[default]
+    Targets,
+    /// Only the `up` query, for Prometheus-compatible servers without a targets API; needs an
+    /// allow-list.
+    Up,
+}
+
+/// A Prometheus source, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViaPrometheus {
+    pub url: Url,
+    pub job: String,
+    pub mode: Mode,
+    /// With [`Mode::Up`], how an `instance` becomes a URL. With [`Mode::Targets`], only a
+    /// non-empty path prefix is used, in place of the one the scrape URL gives.
+    pub instance_url: InstanceUrl,
+    pub allow: AllowList,
+}
+
+/// The PromQL selector for a job's targets, with the job name escaped as a PromQL string.
+pub fn up_query(job: &str) -> String {
+    let escaped = job.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("up{{job=\"{escaped}\"}}")
+}
+
+#[derive(Deserialize)]
+struct TargetsAnswer {
+    status: String,
+    #[serde(default)]
+    data: Option<TargetsData>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TargetsData {
+    #[serde(rename = "activeTargets", default)]
+    active_targets: Vec<ActiveTarget>,
+}
+
+#[derive(Deserialize)]
+struct ActiveTarget {
+    #[serde(rename = "scrapePool", default)]
+    scrape_pool: String,
+    #[serde(rename = "scrapeUrl")]
+    scrape_url: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    health: String,
+    #[serde(rename = "lastError", default)]
+    last_error: String,
+}
+
+impl ViaPrometheus {
+    /// The replicas, and what was refused. Zero replicas is an error, not a clean run.
+    pub async fn discover(&self, http: &reqwest::Client, timeout: Duration) -> Result<Discovered> {
+        let up = self.up_instances(http, timeout).await?;
+        let found = match self.mode {
+            Mode::Targets => {
+                let targets = self.targets(http, timeout).await?;
+                self.targets_to_replicas(targets, &up)?
+            }
+            Mode::Up => self.up_to_replicas(&up),
+        };
+        for r in &found.refused {
+            tracing::warn!(
+                prometheus = %redact_url(&self.url),
+                job = %self.job,
+                instance = %r.instance,
+                why = %r.why,
+                "refused a replica candidate; it is never contacted"
+            );
+        }
+        if found.replicas.is_empty() {
+            return Err(Error::Discovery(format!(
+                "Prometheus knows no target of job {:?} (query {}{}): nothing was swept",
+                self.job,
+                up_query(&self.job),
+                match found.refused.len() {
+                    0 => String::new(),
+                    n => format!("; {n} candidate(s) refused"),
+                }
+            )));
+        }
+        Ok(found)
+    }
+
+    fn targets_to_replicas(&self, targets: Vec<ActiveTarget>, up: &[String]) -> Result<Discovered> {
+        let mut replicas = BTreeSet::new();
+        let mut refused = Vec::new();
+        let mut instances = BTreeSet::new();
+        for t in targets {
+            let instance = t.labels.get("instance").cloned().unwrap_or_default();
+            instances.insert(instance.clone());
+            let url = self.base_from_scrape_url(&t.scrape_url, &instance)?;
+            tracing::debug!(
+                job = %self.job,
+                pool = %t.scrape_pool,
+                instance = %instance,
+                url = %redact_url(&url),
+                health = %t.health,
+                last_error = %t.last_error,
+                "scrape target"
+            );
+            if !self.allow.allows(&url) {
+                refused.push(Refused {
+                    instance,
+                    url: Some(redact_url(&url)),
+                    why: "a scrape target outside the allow-list".into(),
+                });
+                continue;
+            }
+            replicas.insert(Replica {
+                url,
+                instance: Some(instance),
+            });
+        }
+        for instance in up.iter().filter(|i| !instances.contains(*i)) {
+            refused.push(Refused {
+                instance: instance.clone(),
+                url: None,
+                why: format!(
+                    "an up series of job {:?} with no active scrape target behind it (a pushed `up` sample?)",
+                    self.job
+                ),
+            });
+        }
+        Ok(Discovered {
+            replicas: replicas.into_iter().collect(),
+            refused,
+        })
+    }
+
+    fn up_to_replicas(&self, up: &[String]) -> Discovered {
+        let mut replicas = BTreeSet::new();
+        let mut refused = Vec::new();
+        for instance in up {
+            match self.instance_url.to_url(instance) {
+                Ok(url) if self.allow.allows(&url) => {
+                    replicas.insert(Replica {
+                        url,
+                        instance: Some(instance.clone()),
+                    });
+                }
+                Ok(url) => refused.push(Refused {
+                    instance: instance.clone(),
+                    url: Some(redact_url(&url)),
+                    why: "outside the allow-list".into(),
+                }),
+                Err(e) => refused.push(Refused {
+                    instance: instance.clone(),
+                    url: None,
+                    why: e.to_string(),
+                }),
+            }
+        }
+        Discovered {
+            replicas: replicas.into_iter().collect(),
+            refused,
+        }
+    }
+
+    /// A replica's base URL from the scrape URL Prometheus really uses: its scheme and address,
+    /// and the path up to `metrics` (the gateway's route prefix), unless a prefix is configured.
+    fn base_from_scrape_url(&self, scrape_url: &str, instance: &str) -> Result<Url> {
+        let bad = |why: String| {
+            Error::Discovery(format!(
+                "scrape target {instance:?} of job {:?}: {why}",
+                self.job
+            ))
+        };
+        let mut url = Url::parse(scrape_url)
+            .map_err(|e| bad(format!("scrape URL {scrape_url:?} is not a URL: {e}")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(bad(format!("scrape URL scheme {:?}", url.scheme())));
+        }
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        let prefix = self.instance_url.path_prefix.trim_end_matches('/');
+        let path = if !prefix.is_empty() {
+            format!("{prefix}/")
+        } else {
+            match url.path().strip_suffix("metrics") {
+                Some(base) if base.ends_with('/') => base.to_string(),
+                _ => {
+                    return Err(bad(format!(
+                        "scrape URL {} does not end in /metrics; give the gateways' path prefix",
+                        redact_url(&url)
+                    )))
+                }
+            }
+        };
+        url.set_path(&path);
+        Ok(url)
+    }
+
+    /// Every `instance` of `up{job=...}`, whatever its value: a poisoned replica shows `up` = 0
+    /// and is exactly one that needs cleaning.
+    async fn up_instances(&self, http: &reqwest::Client, timeout: Duration) -> Result<Vec<String>> {
+        let shown = redact_url(&self.url);
+        let client =
+            prometheus_http_query::Client::from(http.clone(), self.url.as_str()).map_err(|e| {
+                Error::Prometheus {
+                    url: shown.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        let query = up_query(&self.job);
+        let answer = tokio::time::timeout(timeout, client.query(&query).get())
+            .await
+            .map_err(|_| Error::Timeout {
+                url: shown.clone(),
+                timeout,
+            })?
+            .map_err(|e| Error::Prometheus {
+                url: shown.clone(),
+                message: format!("query {query}: {}", chain(&e)),
+            })?;
+        let vector = answer.data().as_vector().ok_or_else(|| Error::Prometheus {
+            url: shown.clone(),
+            message: format!("query {query} did not return an instant vector"),
+        })?;
+        let mut instances = BTreeSet::new();
+        for series in vector {
+            match series.metric().get("instance") {
+                Some(instance) => {
+                    instances.insert(instance.clone());
+                }
+                None => tracing::warn!(
+                    prometheus = %shown,
+                    "an up series of job {:?} has no instance label; skipped",
+                    self.job
+                ),
+            }
+        }
+        Ok(instances.into_iter().collect())
+    }
+
+    /// The job's active targets, from `/api/v1/targets?state=active`.
+    async fn targets(
+        &self,
+        http: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<Vec<ActiveTarget>> {
+        let shown = redact_url(&self.url);
+        let url = self
+            .url
+            .join("api/v1/targets")
+            .expect("a fixed relative path");
+        let fetch = async {
+            let resp = http
+                .get(url)
+                .query(&[("state", "active")])
+                .send()
+                .await
+                .map_err(|e| Error::Prometheus {
+                    url: shown.clone(),
+                    message: format!("targets API: {}", chain(&e)),
+                })?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Err(Error::Prometheus {
+                    url: shown.clone(),
+                    message: "has no targets API (404 on /api/v1/targets); for Thanos Query, \
+                              Mimir or VictoriaMetrics use the up discovery with an allow-list \
+                              of replica addresses"
+                        .into(),
+                });
+            }
+            let body = resp.bytes().await.map_err(|e| Error::Prometheus {
+                url: shown.clone(),
+                message: format!("targets API: {}", chain(&e)),
+            })?;
+            let answer: TargetsAnswer =
+                serde_json::from_slice(&body).map_err(|e| Error::Prometheus {
+                    url: shown.clone(),
+                    message: format!("targets API answered HTTP {status} with no valid JSON: {e}"),
+                })?;
+            if answer.status != "success" {
+                return Err(Error::Prometheus {
+                    url: shown.clone(),
+                    message: format!(
+                        "targets API answered HTTP {status}: {}",
+                        answer.error.unwrap_or_default()
+                    ),
+                });
+            }
+            Ok(answer.data.map(|d| d.active_targets).unwrap_or_default())
+        };
+        let targets =
+            tokio::time::timeout(timeout, fetch)
+                .await
+                .map_err(|_| Error::Timeout {
+                    url: shown.clone(),
+                    timeout,
+                })??;
+        Ok(targets
+            .into_iter()
+            .filter(|t| t.labels.get("job") == Some(&self.job))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(mode: Mode, allow: AllowList) -> ViaPrometheus {
+        ViaPrometheus {
+            url: Url::parse("http://prometheus:9090/").unwrap(),
+            job: "pushgateway".into(),
+            mode,
+            instance_url: InstanceUrl::default(),
+            allow,
+        }
+    }
+
+    fn target(instance: &str, scrape_url: &str) -> ActiveTarget {
+        ActiveTarget {
+            scrape_pool: "pushgateway".into(),
+            scrape_url: scrape_url.into(),
+            labels: [("job", "pushgateway"), ("instance", instance)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            health: "up".into(),
+            last_error: String::new(),
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn job_names_are_escaped_in_promql() {
+        assert_eq!(up_query("pushgateway"), r#"up{job="pushgateway"}"#);
+        assert_eq!(up_query(r#"a"b\c"#), r#"up{job="a\"b\\c"}"#);
+    }
+
+    #[test]
+    fn an_up_series_with_no_target_is_refused_and_never_a_replica() {
+        let found = source(Mode::Targets, AllowList::default())
+            .targets_to_replicas(
+                vec![target("10.0.0.7:9091", "http://10.0.0.7:9091/metrics")],
+                &strings(&["10.0.0.7:9091", "127.0.0.1:9"]),
+            )
+            .unwrap();
+        assert_eq!(found.replicas.len(), 1);
+        assert_eq!(found.replicas[0].url.as_str(), "http://10.0.0.7:9091/");
+        assert_eq!(found.refused.len(), 1);
+        assert_eq!(found.refused[0].instance, "127.0.0.1:9");
+        assert!(found.refused[0].url.is_none(), "a fake is never made a URL");
+    }
+
+    #[test]
+    fn relabeled_instances_use_the_scrape_url_with_its_scheme_and_prefix() {
+        let found = source(Mode::Targets, AllowList::default())
+            .targets_to_replicas(
+                vec![
+                    target("pgw-0", "https://10.0.0.7:9091/pgw/metrics?x=1"),
+                    target("pgw-1", "http://10.0.0.8:9091/metrics"),
+                ],
+                &strings(&["pgw-0", "pgw-1"]),
+            )
+            .unwrap();
+        let urls: Vec<&str> = found.replicas.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["http://10.0.0.8:9091/", "https://10.0.0.7:9091/pgw/"]
+        );
+        assert!(found.refused.is_empty());
+    }
+
+    #[test]
+    fn a_configured_prefix_wins_and_an_odd_scrape_path_needs_one() {
+        let mut s = source(Mode::Targets, AllowList::default());
+        let err = s
+            .base_from_scrape_url("http://a:9091/federate", "a")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("path prefix"), "{err}");
+        s.instance_url.path_prefix = "/pgw".into();
+        assert_eq!(
+            s.base_from_scrape_url("http://a:9091/metrics", "a")
+                .unwrap()
+                .as_str(),
+            "http://a:9091/pgw/"
+        );
+    }
+
+    #[test]
+    fn the_allow_list_also_bounds_real_targets() {
+        let allow = AllowList::new(&strings(&["10.0.0.7"]), &[], None, |f, _| f.into()).unwrap();
+        let found = source(Mode::Targets, allow)
+            .targets_to_replicas(
+                vec![
+                    target("a", "http://10.0.0.7:9091/metrics"),
+                    target("b", "http://10.9.9.9:9091/metrics"),
+                ],
+                &strings(&["a", "b"]),
+            )
+            .unwrap();
+        assert_eq!(found.replicas.len(), 1);
+        assert_eq!(found.refused[0].instance, "b");
+    }
+
+    #[test]
+    fn without_targets_only_allowed_instances_are_replicas() {
+        let allow = AllowList::new(&[], &strings(&["10.0.0.0/24"]), None, |f, _| f.into()).unwrap();
+        let found = source(Mode::Up, allow).up_to_replicas(&strings(&[
+            "10.0.0.7:9091",
+            "127.0.0.1:9",
+            "not a host:x",
+        ]));
+        assert_eq!(found.replicas.len(), 1);
+        assert_eq!(found.replicas[0].url.as_str(), "http://10.0.0.7:9091/");
+        let refused: Vec<&str> = found.refused.iter().map(|r| r.instance.as_str()).collect();
+        assert_eq!(refused, ["127.0.0.1:9", "not a host:x"]);
+    }
+}
