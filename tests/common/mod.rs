@@ -7,6 +7,8 @@
 //!   crate's code, so a shared encoding bug cannot hide.
 //! - [`TestPrometheus`]: a real Prometheus scraping replicas with `honor_labels: true` every 1 s,
 //!   so `up{job="..."}` discovery is real. A stopped or poisoned replica shows `up` = 0.
+//! - [`TestNginx`]: a real nginx, where a proxy or load balancer belongs in the picture.
+//! - [`Tripwire`]: a listener that only counts connections, at an address nothing may contact.
 //! - [`FaultServer`]: the one mock, for faults a real gateway cannot produce.
 //! - [`janitor()`]: the crate's binary, for end-to-end runs.
 //!
@@ -22,14 +24,20 @@
 mod fault;
 mod gateway;
 pub mod k8s;
+mod nginx;
 mod process;
 mod prometheus;
+mod run;
+mod tripwire;
 
 use std::time::Duration;
 
 pub use fault::{Fault, FaultServer};
 pub use gateway::{gauge_value, group_path, key, GatewayOpts, Key, TestGateway};
+pub use nginx::TestNginx;
 pub use prometheus::TestPrometheus;
+pub use run::{run_bounded, Ran};
+pub use tripwire::Tripwire;
 
 /// A port that was free on 127.0.0.1 a moment ago. Starters retry with another port if a program
 /// still finds it taken.

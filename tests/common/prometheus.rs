@@ -39,10 +39,22 @@ impl TestPrometheus {
             .map(|t| format!("\"{t}\""))
             .collect::<Vec<_>>()
             .join(", ");
+        let scrape_config = format!(
+            "  - job_name: \"{job}\"\n    honor_labels: true\n    \
+             static_configs:\n      - targets: [{targets_yaml}]\n"
+        );
+        Self::start_with_scrape_configs(&scrape_config, web_config)
+    }
+
+    /// Starts Prometheus with `scrape_configs` given as YAML list items (indented by two spaces),
+    /// 1s scrape and evaluation interval, and waits (bounded) for `-/ready`.
+    pub fn start_with_scrape_configs(
+        scrape_configs: &str,
+        web_config: Option<&str>,
+    ) -> TestPrometheus {
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: \"{job}\"\n    honor_labels: true\n    \
-             static_configs:\n      - targets: [{targets_yaml}]\n"
+             scrape_configs:\n{scrape_configs}"
         );
         for _ in 0..5 {
             let dir = tempfile::Builder::new()
