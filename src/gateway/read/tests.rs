@@ -44,7 +44,7 @@ fn chunks(body: &str, size: usize) -> impl Stream<Item = std::io::Result<Bytes>>
 }
 
 async fn parse_chunked(body: &str, size: usize, ttl: Option<&str>) -> serde_json::Result<Parsed> {
-    parse_stream(chunks(body, size), ttl.map(str::to_owned)).await
+    parse_stream(chunks(body, size), ttl.map(str::to_owned), Naming::Legacy).await
 }
 
 fn key(pairs: &[(&str, &str)]) -> Labels {
@@ -146,6 +146,43 @@ async fn keys_that_cannot_be_addressed_are_unkeyed() {
 }
 
 #[tokio::test]
+async fn utf8_names_are_groups_only_on_a_replica_that_decodes_them() {
+    let body = body(&[
+        group(r#"{"job":"j","service.name":"api"}"#, "1", ""),
+        group(r#"{"job":"j","U__x":"v"}"#, "1", ""),
+        group(r#"{"job":"j","instance":"i"}"#, "1", ""),
+    ]);
+    let read = |naming| {
+        let body = body.clone();
+        async move { parse_stream(chunks(&body, 7), None, naming).await.unwrap() }
+    };
+    let utf8 = read(Naming::Utf8).await;
+    assert_eq!(utf8.groups.len(), 3, "{:?}", utf8.unkeyed);
+
+    // A legacy replica cannot hold `service.name`; `U__x` is a plain name there.
+    let legacy = read(Naming::Legacy).await;
+    assert_eq!(legacy.groups.len(), 2);
+    assert_eq!(legacy.unkeyed.len(), 1);
+    assert!(
+        legacy.unkeyed[0].why.contains("service.name"),
+        "{:?}",
+        legacy.unkeyed
+    );
+
+    // Unknown naming: only what means the same on both kinds is kept.
+    let unknown = read(Naming::Unknown).await;
+    assert_eq!(
+        unknown
+            .groups
+            .iter()
+            .map(|g| g.labels.clone())
+            .collect::<Vec<_>>(),
+        vec![key(&[("instance", "i"), ("job", "j")])]
+    );
+    assert_eq!(unknown.unkeyed.len(), 2);
+}
+
+#[tokio::test]
 async fn family_named_last_push_successful_falls_back_to_push_times() {
     let hidden = format!(
         r#"{{"labels":{{"job":"c"}},"last_push_successful":{},"push_failure_time_seconds":{},"push_time_seconds":{}}}"#,
@@ -231,7 +268,7 @@ async fn many_groups_with_big_families_parse_from_a_lazy_stream() {
         .chain(parts)
         .chain(std::iter::once(Ok(close)));
     let body = stream::iter(pieces);
-    let parsed = parse_stream(body, None).await.unwrap();
+    let parsed = parse_stream(body, None, Naming::Legacy).await.unwrap();
     assert_eq!(parsed.groups.len(), GROUPS);
     assert_eq!(
         parsed.groups[99_999].labels,
