@@ -1,6 +1,7 @@
 //! Shared harness for integration tests: real programs on loopback, not mocks.
 //!
-//! - [`TestGateway`]: a real `prometheus-pushgateway` (Debian 1.5.1 in CI) on a free port, with its
+//! - [`TestGateway`]: a real Pushgateway (Debian's 1.5.1, or the binary `PGW_JANITOR_TEST_PUSHGATEWAY`
+//!   names: `scripts/test.sh` runs the gateway suites with 1.11.3 too) on a free port, with its
 //!   own temp dir and `--persistence.file=` empty (Debian defaults it to one file shared by every
 //!   replica). Pushes go over HTTP in text exposition format with grouping keys encoded by the
 //!   harness itself (`job@base64/...`, URL-safe, `=` for an empty value), independently from the
@@ -19,11 +20,14 @@
 //! wait is bounded, and only 127.0.0.1 is used. Not every test uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod binaries;
 mod fault;
 mod gateway;
 pub mod k8s;
 mod process;
 mod prometheus;
+pub mod pusher;
+pub mod run;
 
 use std::time::Duration;
 
