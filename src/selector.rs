@@ -53,12 +53,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Builds a matcher; the error text says what is wrong with the name or the regex. Any
-    /// non-empty UTF-8 name is a label name, as in Prometheus 3.
+    /// Builds a matcher; the error text says what is wrong with the regex. Any UTF-8 name is a
+    /// label name, as in Prometheus 3 (even `""`, which no group has: it matches as `""`).
     pub fn new(name: &str, op: MatchOp, value: &str) -> std::result::Result<Self, String> {
-        if name.is_empty() {
-            return Err("empty label name".to_string());
-        }
         let regex = match op {
             MatchOp::Equal | MatchOp::NotEqual => None,
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(

@@ -120,9 +120,7 @@ impl Parser {
                 super::quote(&name)
             ));
         }
-        if name.is_empty() {
-            return Err(format!("empty label name at position {}", start + 1));
-        }
+        // `""` is accepted, as Prometheus 3 does: no group has such a label, so it matches as "".
         Ok(name)
     }
 
