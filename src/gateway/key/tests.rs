@@ -71,7 +71,7 @@ fn gateway_decode(path: &str, naming: Naming) -> std::result::Result<Labels, Str
     let mut segments = path.split('/');
     assert_eq!(segments.next(), Some("metrics"));
     let rest: Vec<&str> = segments.collect();
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err(format!("odd number of segments in {path}"));
     }
     let mut out = Labels::new();
