@@ -56,7 +56,7 @@ const CLIENT_CORPUS: &[(&str, &str)] = &[
 ];
 const ESCAPED_CORPUS: &[(&str, &str)] = &[
     ("a/b", "x/y"),
-    ("U__looks_escaped", "=="),
+    ("U__a_2e_b", "=="), // decodes to `a.b` unless escaped again
     ("k8s.pod.name", "web-0"),
 ];
 
