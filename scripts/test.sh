@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests of the pure core; integration tests against real
-# Pushgateway replicas and a real Prometheus (Debian's packages) on loopback ports; and the
+# Pushgateway replicas and a real Prometheus on loopback ports, once with Debian's packages
+# (Pushgateway 1.5.1, Prometheus 2.42) and the gateway suites again with Pushgateway 1.11.3 and
+# Prometheus 3 (built by scripts/test-deps.sh); and the
 # controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv); and
 # the Helm chart's checks (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv).
 # Installs what the tests need when it is missing (as root, with apt-get and pip).
@@ -28,13 +30,54 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 # The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
 .venv/bin/python tests/chart/check_chart.py
 
-# Unit tests of the library and binary, and every integration test under tests/.
+# Today's Pushgateway, Prometheus 3 and the test pusher, built from Go modules into
+# target/test-deps/bin/ (scripts/test-deps.sh installs nothing else).
+if [[ -f scripts/test-deps.sh ]]; then
+  bash scripts/test-deps.sh
+fi
+deps="$PWD/target/test-deps/bin"
+for bin in pushgateway prometheus pusher; do
+  if [[ ! -x "$deps/$bin" ]]; then
+    echo "test.sh: $deps/$bin is missing: run 'bash scripts/test-deps.sh' to build it" >&2
+    exit 1
+  fi
+done
+export PGW_JANITOR_TEST_PUSHER="$deps/pusher"
+
+# Every suite that touches a gateway, run once per gateway version (the harness reads
+# PGW_JANITOR_TEST_PUSHGATEWAY and PGW_JANITOR_TEST_PROMETHEUS; tests/common/binaries.rs).
+gateway_suites=(sweep_cli gateway_client gateway_faults harness_facts auth_tls bad_input
+  run_policies controller_reconcile controller_e2e utf8_names metric_kinds version_facts discovery)
+suite_args=()
+for t in "${gateway_suites[@]}"; do suite_args+=(--test "$t"); done
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-set +e
-cargo test --lib --bins --tests "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
-# One closing line over every test binary.
+status=0
+run() { # label, then the command; its output is kept for the closing line
+  echo "== $1" | tee -a "$log"
+  shift
+  set +e
+  "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  ((rc == 0)) || status=$rc
+}
+
+# 1. Debian's Pushgateway 1.5.1 and Prometheus 2.42: unit tests and every integration test.
+run "Pushgateway 1.5.1, Prometheus 2: every test" \
+  env PGW_JANITOR_TEST_PUSHGATEWAY=prometheus-pushgateway PGW_JANITOR_TEST_PROMETHEUS=prometheus \
+  cargo test --lib --bins --tests "$@"
+# 2. Pushgateway 1.11.3 and Prometheus 3: every gateway suite again (discovery through
+#    Prometheus 3 included), and the tests that need both (run with --include-ignored; they fail
+#    loudly on older binaries).
+run "Pushgateway 1.11.3, Prometheus 3: gateway suites" \
+  env PGW_JANITOR_TEST_PUSHGATEWAY="$deps/pushgateway" PGW_JANITOR_TEST_PROMETHEUS="$deps/prometheus" \
+  cargo test "${suite_args[@]}" "$@"
+run "Pushgateway 1.11.3, Prometheus 3: selectors against Prometheus 3" \
+  env PGW_JANITOR_TEST_PUSHGATEWAY="$deps/pushgateway" PGW_JANITOR_TEST_PROMETHEUS="$deps/prometheus" \
+  cargo test --test selector_prometheus3 "$@" -- --include-ignored
+
+# One closing line over every test binary of every run.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -49,11 +49,48 @@ pub struct UnkeyedGroup {
     pub why: String,
 }
 
+/// A legacy Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*` (no `:`, unlike metric names). Any
+/// other non-empty UTF-8 name exists only on a replica with `--push.enable-utf8-names`.
+pub fn is_legacy_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// How a replica reads the label names in a push or DELETE path, from its `/api/v1/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Naming {
+    /// Legacy names only, taken literally: 1.5.1, and 1.11 without `--push.enable-utf8-names`.
+    /// A name that merely looks escaped (`U__x`) is a plain name here.
+    #[default]
+    Legacy,
+    /// `--push.enable-utf8-names` (1.11+): any UTF-8 name; every name in a path is decoded with
+    /// Prometheus' `U__` value escaping.
+    Utf8,
+    /// The status could not be read: only names that mean the same under both rules (legacy names
+    /// not starting with `U__`) can be addressed.
+    Unknown,
+}
+
+impl Naming {
+    /// The naming a replica's status implies; `None` (status unreadable) is [`Naming::Unknown`].
+    pub fn of(status: Option<&ReplicaStatus>) -> Naming {
+        match status {
+            Some(s) if s.utf8_names => Naming::Utf8,
+            Some(_) => Naming::Legacy,
+            None => Naming::Unknown,
+        }
+    }
+}
+
 /// Everything read from one replica at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// The replica's clock (the `Date` header of the `/api/v1/metrics` answer), Unix seconds.
     pub clock: f64,
+    /// How this replica reads label names in paths: what its groups' DELETEs are encoded with.
+    pub naming: Naming,
     pub groups: Vec<Group>,
     /// Groups skipped because their key could not be read.
     pub unkeyed: Vec<UnkeyedGroup>,
@@ -63,6 +100,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReplicaStatus {
     pub admin_api: bool,
+    /// `push.enable-utf8-names` is `"true"` (1.11+): label names are any UTF-8, `U__`-escaped in paths.
+    pub utf8_names: bool,
     pub version: Option<String>,
     pub start_time: Option<String>,
     pub route_prefix: Option<String>,

@@ -1,6 +1,7 @@
 //! Which groups a policy covers: Prometheus label matchers over grouping keys.
 //!
-//! `{job=~"nightly-.*", env!="dev", instance=""}`, braces optional, empty = every group. Semantics are
+//! `{job=~"nightly-.*", env!="dev", instance="", "service.name"="api"}`, braces optional, empty =
+//! every group, names that are not legacy names quoted as in Prometheus 3. Semantics are
 //! Prometheus' own, so a selector means here what it means in a PromQL query: regexes are fully
 //! anchored (`^(?s:<re>)$`) and a label a group lacks matches as the empty string.
 
@@ -9,7 +10,7 @@ use std::str::FromStr;
 
 use regex::Regex;
 
-use crate::model::Labels;
+use crate::model::{is_legacy_name, Labels};
 use crate::{Error, Result};
 
 mod parse;
@@ -52,13 +53,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Builds a matcher; the error text says what is wrong with the name or the regex.
+    /// Builds a matcher; the error text says what is wrong with the regex. Any UTF-8 name is a
+    /// label name, as in Prometheus 3 (even `""`, which no group has: it matches as `""`).
     pub fn new(name: &str, op: MatchOp, value: &str) -> std::result::Result<Self, String> {
-        if !is_valid_label_name(name) {
-            return Err(format!(
-                "invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
-            ));
-        }
         let regex = match op {
             MatchOp::Equal | MatchOp::NotEqual => None,
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
@@ -109,7 +106,7 @@ impl Eq for Matcher {}
 
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.name, self.op, quote(&self.value))
+        write!(f, "{}{}{}", name(&self.name), self.op, quote(&self.value))
     }
 }
 
@@ -180,7 +177,8 @@ impl<'de> serde::Deserialize<'de> for Selector {
     }
 }
 
-/// Formats a grouping key the way Prometheus prints a label set: `{instance="", job="a"}`.
+/// Formats a grouping key the way Prometheus 3 prints a label set: `{instance="", job="a"}`,
+/// a name that is not a legacy name quoted (`{"service.name"="api", job="a"}`).
 /// It is also a selector that names exactly these label values.
 pub fn format_labels(labels: &Labels) -> String {
     let mut out = String::from("{");
@@ -188,7 +186,7 @@ pub fn format_labels(labels: &Labels) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(k);
+        out.push_str(&name(k));
         out.push('=');
         out.push_str(&quote(v));
     }
@@ -196,10 +194,13 @@ pub fn format_labels(labels: &Labels) -> String {
     out
 }
 
-pub fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// A label name as Prometheus 3 prints it: bare when it is a legacy name, else quoted.
+fn name(name: &str) -> std::borrow::Cow<'_, str> {
+    if is_legacy_name(name) {
+        name.into()
+    } else {
+        quote(name).into()
+    }
 }
 
 /// Double-quotes a value with the escapes the parser reads back, so `Display` round-trips.

@@ -25,9 +25,10 @@ fn sweep(args: &[&str]) -> (i32, Value, String) {
         "--confirm-timeout",
         "10s",
     ]);
-    let ran = run_bounded(cmd, Duration::from_secs(120));
-    let report = serde_json::from_str(&ran.stdout).unwrap_or(Value::Null);
-    (ran.code, report, ran.stderr)
+    let out = run_bounded(cmd, Duration::from_secs(120));
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().unwrap_or(-1), report, stderr)
 }
 
 /// Pushes the fake: one `up` sample whose `instance` is the tripwire's address.

@@ -1,93 +1,36 @@
-//! The gateway client against a real Pushgateway (Debian's 1.5.1): keys read back exactly, deletes
+//! The gateway client against a real Pushgateway (1.5.1 and 1.11.3, see `common::binaries`): keys read back exactly, deletes
 //! remove exactly one group, status and wipe follow the admin flag, route prefixes, and a poisoned
 //! replica healed by deleting its phantom. Groups are pushed with paths encoded here, by hand,
 //! independently of `group_path`, so a wrong encoding in the client cannot hide behind itself.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::binaries::pushgateway_version;
+use common::{GatewayOpts, TestGateway};
 use pushgateway_janitor::gateway::Gateway;
-use pushgateway_janitor::model::Labels;
+use pushgateway_janitor::model::{Labels, Naming, Snapshot};
 use pushgateway_janitor::Error;
 
-/// Found on PATH (Debian's package); `PUSHGATEWAY_BIN` points at another build.
-fn binary() -> String {
-    std::env::var("PUSHGATEWAY_BIN").unwrap_or_else(|_| "prometheus-pushgateway".into())
-}
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A real gateway on a free loopback port, killed by its PID when dropped.
-struct Pgw {
-    child: Child,
-    root: String,
+type Pgw = TestGateway;
+
+fn start(opts: GatewayOpts) -> Pgw {
+    TestGateway::start(opts)
 }
 
-impl Pgw {
-    async fn start(extra: &[&str]) -> Pgw {
-        // A port freed by another test between bind and spawn makes the child exit: retry.
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let child = Command::new(binary())
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                // Debian defaults this to a shared file: test replicas must not share state.
-                .arg("--persistence.file=")
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus-pushgateway");
-            let prefix = extra
-                .iter()
-                .find_map(|a| a.strip_prefix("--web.route-prefix="))
-                .unwrap_or("");
-            let mut pgw = Pgw {
-                child,
-                root: format!("http://127.0.0.1:{port}{prefix}/"),
-            };
-            if pgw.wait_ready().await {
-                return pgw;
-            }
-        }
-        panic!("pushgateway did not become ready");
-    }
-
-    /// Bounded: 100 tries, 100 ms apart. `false` when the child died (port taken).
-    async fn wait_ready(&mut self) -> bool {
-        let ready = format!("{}-/ready", self.root);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        for _ in 0..100 {
-            if self.child.try_wait().expect("child status").is_some() {
-                return false;
-            }
-            if let Ok(r) = http.get(&ready).send().await {
-                if r.status() == 200 {
-                    return true;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    }
-
-    fn gateway(&self) -> Gateway {
-        let base = url::Url::parse(&self.root).unwrap();
-        Gateway::new(base, reqwest::Client::new(), TIMEOUT)
-    }
+fn client(pgw: &Pgw) -> Gateway {
+    let base = url::Url::parse(&pgw.base_url).unwrap();
+    Gateway::new(base, reqwest::Client::new(), TIMEOUT)
 }
 
-impl Drop for Pgw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Reads as a sweep does: the status first, for the replica's naming.
+async fn read(gw: &Gateway, ttl_metric: Option<&str>) -> Snapshot {
+    let naming = Naming::of(Some(&gw.status().await.expect("status")));
+    gw.read(ttl_metric, naming).await.expect("read")
 }
 
 /// URL-safe base64 written out here, padding kept (the gateway strips it), so pushes do not go
@@ -125,14 +68,7 @@ async fn push(pgw: &Pgw, path: &str) -> u16 {
 }
 
 async fn push_body(pgw: &Pgw, path: &str, body: &'static str) -> u16 {
-    let url = format!("{}metrics{path}", pgw.root);
-    let response = reqwest::Client::new()
-        .put(url)
-        .body(body)
-        .send()
-        .await
-        .expect("push");
-    response.status().as_u16()
+    pgw.push_raw_path(&format!("metrics{path}"), body).await
 }
 
 fn labels(key: &[(&str, &str)]) -> Labels {
@@ -142,7 +78,7 @@ fn labels(key: &[(&str, &str)]) -> Labels {
 }
 
 async fn keys(gw: &Gateway) -> BTreeSet<Labels> {
-    let snapshot = gw.read(None).await.expect("read");
+    let snapshot = read(gw, None).await;
     assert!(snapshot.unkeyed.is_empty(), "{:?}", snapshot.unkeyed);
     snapshot.groups.into_iter().map(|g| g.labels).collect()
 }
@@ -180,15 +116,15 @@ const KEYS: &[&[(&str, &str)]] = &[
 
 #[tokio::test]
 async fn read_returns_exactly_the_pushed_keys_and_delete_removes_exactly_one() {
-    let pgw = Pgw::start(&[]).await;
-    let gw = pgw.gateway();
+    let pgw = start(GatewayOpts::default());
+    let gw = client(&pgw);
     for key in KEYS {
         assert_eq!(push(&pgw, &push_path(key)).await, 200, "push {key:?}");
     }
     let mut expected: BTreeSet<Labels> = KEYS.iter().map(|k| labels(k)).collect();
     assert_eq!(keys(&gw).await, expected);
 
-    let snapshot = gw.read(None).await.unwrap();
+    let snapshot = read(&gw, None).await;
     // The Date header has a one-second resolution; the bound is loose on purpose.
     assert!(
         (snapshot.clock - now()).abs() < 30.0,
@@ -202,50 +138,64 @@ async fn read_returns_exactly_the_pushed_keys_and_delete_removes_exactly_one() {
 
     for key in KEYS {
         let key = labels(key);
-        gw.delete(&key).await.expect("delete");
+        gw.delete(&key, Naming::Legacy).await.expect("delete");
         expected.remove(&key);
         until_keys(&gw, &expected).await;
     }
     // A missing group is a silent no-op on the gateway, and Ok here.
-    gw.delete(&labels(&[("job", "never-pushed")]))
+    gw.delete(&labels(&[("job", "never-pushed")]), Naming::Legacy)
         .await
         .unwrap();
-    gw.delete(&labels(KEYS[0])).await.unwrap();
+    gw.delete(&labels(KEYS[0]), Naming::Legacy).await.unwrap();
 }
 
 #[tokio::test]
 async fn status_reports_the_admin_api_and_wipe_follows_it() {
-    let admin = Pgw::start(&["--web.enable-admin-api"]).await;
-    let plain = Pgw::start(&[]).await;
+    let admin = start(GatewayOpts {
+        admin_api: true,
+        ..Default::default()
+    });
+    let plain = start(GatewayOpts::default());
 
-    let status = admin.gateway().status().await.unwrap();
+    let status = client(&admin).status().await.unwrap();
     assert!(status.admin_api);
-    assert_eq!(status.version.as_deref(), Some("1.5.1"));
+    // Debian's build reports `1.5.1`; 1.11.3 built with the release ldflags `1.11.3`.
+    assert_eq!(
+        status.version.as_deref(),
+        Some(pushgateway_version().to_string().as_str())
+    );
+    assert!(!status.utf8_names, "off unless --push.enable-utf8-names");
     assert!(status.start_time.is_some());
     assert_eq!(status.persistence_file, None);
     assert_eq!(status.route_prefix, None);
-    assert!(!plain.gateway().status().await.unwrap().admin_api);
+    assert!(!client(&plain).status().await.unwrap().admin_api);
 
     for pgw in [&admin, &plain] {
         for key in KEYS.iter().take(3) {
             assert_eq!(push(pgw, &push_path(key)).await, 200);
         }
     }
-    admin.gateway().wipe().await.unwrap();
-    until_keys(&admin.gateway(), &BTreeSet::new()).await;
+    client(&admin).wipe().await.unwrap();
+    until_keys(&client(&admin), &BTreeSet::new()).await;
 
-    let err = plain.gateway().wipe().await.unwrap_err();
+    let err = client(&plain).wipe().await.unwrap_err();
     assert!(matches!(err, Error::Status { status: 404, .. }), "{err}");
     assert!(err.to_string().contains("--web.enable-admin-api"), "{err}");
-    assert_eq!(keys(&plain.gateway()).await.len(), 3, "nothing wiped");
+    assert_eq!(keys(&client(&plain)).await.len(), 3, "nothing wiped");
 }
 
 #[tokio::test]
 async fn a_route_prefix_in_the_base_url_is_kept() {
-    let pgw = Pgw::start(&["--web.route-prefix=/pgw"]).await;
+    let pgw = start(GatewayOpts {
+        route_prefix: Some("/pgw".into()),
+        ..Default::default()
+    });
     let key = &[("job", "prefixed"), ("instance", "")];
     assert_eq!(push(&pgw, &push_path(key)).await, 200);
-    for base in [pgw.root.clone(), pgw.root.trim_end_matches('/').to_string()] {
+    for base in [
+        pgw.base_url.clone(),
+        pgw.base_url.trim_end_matches('/').to_string(),
+    ] {
         let gw = Gateway::new(
             url::Url::parse(&base).unwrap(),
             reqwest::Client::new(),
@@ -258,17 +208,17 @@ async fn a_route_prefix_in_the_base_url_is_kept() {
         );
         assert_eq!(keys(&gw).await, BTreeSet::from([labels(key)]));
     }
-    let gw = pgw.gateway();
-    gw.delete(&labels(key)).await.unwrap();
+    let gw = client(&pgw);
+    gw.delete(&labels(key), Naming::Legacy).await.unwrap();
     until_keys(&gw, &BTreeSet::new()).await;
 }
 
 #[tokio::test]
 async fn deleting_the_phantom_heals_a_poisoned_replica() {
-    let pgw = Pgw::start(&[]).await;
-    let gw = pgw.gateway();
+    let pgw = start(GatewayOpts::default());
+    let gw = client(&pgw);
     let metrics = || async {
-        let url = format!("{}metrics", pgw.root);
+        let url = format!("{}metrics", pgw.base_url);
         reqwest::get(url).await.unwrap().status().as_u16()
     };
     assert_eq!(push(&pgw, &push_path(&[("job", "a")])).await, 200);
@@ -279,7 +229,7 @@ async fn deleting_the_phantom_heals_a_poisoned_replica() {
         "the poisoning push fails"
     );
 
-    let snapshot = gw.read(None).await.unwrap();
+    let snapshot = read(&gw, None).await;
     let find = |key: &Labels| snapshot.groups.iter().find(|g| &g.labels == key).cloned();
     let real = find(&labels(&[("job", "a")])).expect("the real group");
     let ghost = find(&labels(phantom)).expect("the phantom group");
@@ -299,22 +249,22 @@ async fn deleting_the_phantom_heals_a_poisoned_replica() {
     assert_eq!(ghost.reference_time(), Some(ghost.push_failure_time));
     assert_eq!(metrics().await, 500, "the whole replica's exposition fails");
 
-    gw.delete(&ghost.labels).await.unwrap();
+    gw.delete(&ghost.labels, snapshot.naming).await.unwrap();
     until_keys(&gw, &BTreeSet::from([real.labels.clone()])).await;
     assert_eq!(metrics().await, 200, "healed");
 }
 
 #[tokio::test]
 async fn colliding_family_names_and_a_declared_ttl() {
-    let pgw = Pgw::start(&[]).await;
-    let gw = pgw.gateway();
+    let pgw = start(GatewayOpts::default());
+    let gw = client(&pgw);
     assert_eq!(push_body(&pgw, "/job/hidden", "labels 5\n").await, 200);
     let flag_family = "last_push_successful 5\n";
     assert_eq!(push_body(&pgw, "/job/flag", flag_family).await, 200);
     let declared = "# TYPE janitor_ttl_seconds gauge\njanitor_ttl_seconds 3600\n";
     assert_eq!(push_body(&pgw, "/job/ok", declared).await, 200);
 
-    let snapshot = gw.read(Some("janitor_ttl_seconds")).await.unwrap();
+    let snapshot = read(&gw, Some("janitor_ttl_seconds")).await;
     assert_eq!(snapshot.unkeyed.len(), 1, "{:?}", snapshot.unkeyed);
     let keys: BTreeSet<_> = snapshot.groups.iter().map(|g| g.labels.clone()).collect();
     let expected = BTreeSet::from([labels(&[("job", "flag")]), labels(&[("job", "ok")])]);

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use pushgateway_janitor::gateway::Gateway;
+use pushgateway_janitor::model::Naming;
 use pushgateway_janitor::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -76,7 +77,7 @@ fn assert_bad_response(err: &Error, needle: &str) {
 #[tokio::test]
 async fn a_well_formed_answer_is_read_with_the_date_as_clock() {
     let gw = mock(reply("200 OK", DATE, GOOD)).await;
-    let snapshot = gw.read(None).await.unwrap();
+    let snapshot = gw.read(None, Naming::Legacy).await.unwrap();
     assert_eq!(snapshot.clock, 1_795_301_505.0);
     assert_eq!(snapshot.groups.len(), 1);
 }
@@ -85,14 +86,14 @@ async fn a_well_formed_answer_is_read_with_the_date_as_clock() {
 async fn a_body_cut_short_by_the_connection_is_a_bad_response() {
     let headers = format!("{DATE}Content-Length: {}\r\n", GOOD.len() + 100);
     let gw = mock(reply("200 OK", &headers, &GOOD[..40])).await;
-    let err = gw.read(None).await.unwrap_err();
+    let err = gw.read(None, Naming::Legacy).await.unwrap_err();
     assert_bad_response(&err, "body broke off");
 }
 
 #[tokio::test]
 async fn a_truncated_json_document_is_a_bad_response_with_its_position() {
     let gw = mock(reply("200 OK", DATE, &GOOD[..GOOD.len() - 2])).await;
-    let err = gw.read(None).await.unwrap_err();
+    let err = gw.read(None, Naming::Legacy).await.unwrap_err();
     assert_bad_response(&err, "EOF while parsing");
     assert_bad_response(&err, "line 1 column");
 }
@@ -100,7 +101,7 @@ async fn a_truncated_json_document_is_a_bad_response_with_its_position() {
 #[tokio::test]
 async fn garbage_is_a_bad_response() {
     let gw = mock(reply("200 OK", DATE, "<html>upstream connect error</html>")).await;
-    let err = gw.read(None).await.unwrap_err();
+    let err = gw.read(None, Naming::Legacy).await.unwrap_err();
     assert_bad_response(&err, "line 1 column 1");
 }
 
@@ -108,15 +109,15 @@ async fn garbage_is_a_bad_response() {
 async fn an_error_status_in_the_body_is_a_bad_response() {
     let body = r#"{"status":"error","errorType":"internal","error":"boom"}"#;
     let gw = mock(reply("200 OK", DATE, body)).await;
-    assert_bad_response(&gw.read(None).await.unwrap_err(), "boom");
+    assert_bad_response(&gw.read(None, Naming::Legacy).await.unwrap_err(), "boom");
 }
 
 #[tokio::test]
 async fn a_missing_or_garbled_date_never_falls_back_to_the_local_clock() {
     let gw = mock(reply("200 OK", "", GOOD)).await;
-    assert_bad_response(&gw.read(None).await.unwrap_err(), "Date");
+    assert_bad_response(&gw.read(None, Naming::Legacy).await.unwrap_err(), "Date");
     let gw = mock(reply("200 OK", "Date: yesterday\r\n", GOOD)).await;
-    assert_bad_response(&gw.read(None).await.unwrap_err(), "Date");
+    assert_bad_response(&gw.read(None, Naming::Legacy).await.unwrap_err(), "Date");
 }
 
 #[tokio::test]
@@ -126,7 +127,7 @@ async fn a_replica_hanging_mid_body_times_out() {
     hanging.hang = Some(Duration::from_secs(60));
     let gw = mock(hanging).await;
     let started = Instant::now();
-    let err = gw.read(None).await.unwrap_err();
+    let err = gw.read(None, Naming::Legacy).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(!err.to_string().contains("secret"), "{err}");
     // Loose: the point is that it ends, near the timeout, not after the hang.
@@ -140,7 +141,7 @@ async fn http_errors_carry_a_short_body_excerpt() {
     let long = format!("queue\nfull {}", "x".repeat(10_000));
     let gw = mock(reply("503 Service Unavailable", DATE, &long)).await;
     let key = [("job".to_string(), "a".to_string())].into();
-    match gw.delete(&key).await.unwrap_err() {
+    match gw.delete(&key, Naming::Legacy).await.unwrap_err() {
         Error::Status { url, status, body } => {
             assert_eq!(status, 503);
             assert!(
@@ -155,7 +156,7 @@ async fn http_errors_carry_a_short_body_excerpt() {
         other => panic!("{other}"),
     }
     assert!(matches!(
-        gw.read(None).await,
+        gw.read(None, Naming::Legacy).await,
         Err(Error::Status { status: 503, .. })
     ));
     assert!(matches!(

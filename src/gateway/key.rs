@@ -4,16 +4,21 @@
 //! in a value (even as `%2F`) is a path separator for the gateway, and an empty plain segment
 //! becomes `//`, which Go's router collapses into another group. A wrong path still gets `202`
 //! and deletes nothing, so anything the gateway would reject or misroute is refused here.
+//!
+//! Names depend on the replica ([`Naming`]). A replica with `--push.enable-utf8-names` decodes
+//! every name in a path with Prometheus' `U__` value escaping (`model.UnescapeName(name,
+//! ValueEncodingEscaping)`), so a name that is not a legacy name, or that starts with `U__` or
+//! `__`, is sent escaped; any other replica takes names literally and only knows legacy names.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::model::Labels;
+use crate::model::{is_legacy_name, Labels, Naming};
 use crate::{Error, Result};
 
 /// The path of a group below the gateway's base URL: `metrics/job@base64/<job>{/<name>@base64/<value>}`,
-/// other labels in sorted order.
-pub fn group_path(labels: &Labels) -> Result<String> {
+/// other labels in sorted order, each name as `naming` requires.
+pub fn group_path(labels: &Labels, naming: Naming) -> Result<String> {
     let job = labels
         .get("job")
         .ok_or_else(|| Error::config("grouping key", "no `job` label"))?;
@@ -24,8 +29,8 @@ pub fn group_path(labels: &Labels) -> Result<String> {
     push_segment(&mut path, "job", job);
     // `Labels` is a BTreeMap: iteration is already sorted by name.
     for (name, value) in labels.iter().filter(|(name, _)| name.as_str() != "job") {
-        check_label_name(name)?;
-        push_segment(&mut path, name, value);
+        let name = path_name(name, naming)?;
+        push_segment(&mut path, &name, value);
     }
     Ok(path)
 }
@@ -42,134 +47,58 @@ fn push_segment(path: &mut String, name: &str, value: &str) {
     }
 }
 
-/// The names the gateway accepts in a path (classic Prometheus names; `__` is reserved).
-fn check_label_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let valid_start = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid_start || !valid_rest {
-        return Err(Error::config(
-            "grouping key",
-            format!("invalid label name {name:?}"),
-        ));
+/// A label name as it must appear in a path for a replica with this naming, or why it cannot.
+fn path_name(name: &str, naming: Naming) -> Result<std::borrow::Cow<'_, str>> {
+    let refuse = |why: String| Err(Error::config("grouping key", why));
+    let legacy = is_legacy_name(name);
+    match naming {
+        // The gateway reads the name literally and refuses a non-legacy or reserved one.
+        Naming::Legacy if !legacy => refuse(format!(
+            "invalid label name {name:?} (the replica takes only legacy names: it runs without \
+             --push.enable-utf8-names)"
+        )),
+        Naming::Legacy | Naming::Unknown if name.starts_with("__") => refuse(format!(
+            "label name {name:?} is reserved (starts with `__`)"
+        )),
+        Naming::Legacy => Ok(name.into()),
+        // Whether the replica decodes `U__` names is unknown: send only names that mean the same
+        // either way. Deleting `U__a_2e_b` literally on a UTF-8 replica would hit `a.b` instead.
+        Naming::Unknown if !legacy || name.starts_with("U__") => refuse(format!(
+            "label name {name:?} cannot be addressed: the replica's status (whether it runs with \
+             --push.enable-utf8-names) could not be read"
+        )),
+        Naming::Unknown => Ok(name.into()),
+        Naming::Utf8 if name.is_empty() => refuse("empty label name".to_string()),
+        // The gateway refuses a path name starting with `__` before decoding it, but accepts an
+        // escaped one that decodes to `__...`: such a group exists only if pushed that way.
+        Naming::Utf8 if !legacy || name.starts_with("U__") || name.starts_with("__") => {
+            Ok(escape_name(name).into())
+        }
+        Naming::Utf8 => Ok(name.into()),
     }
-    if name.starts_with("__") {
-        return Err(Error::config(
-            "grouping key",
-            format!("label name {name:?} is reserved (starts with `__`)"),
-        ));
+}
+
+/// Prometheus' `U__` value escaping (`model.EscapeName(name, ValueEncodingEscaping)`), applied
+/// unconditionally: `U__`, then `_` as `__`, ASCII letters and digits (not a leading digit) as
+/// they are, every other character as `_<lowercase hex code point>_`. Stricter than Go's, which
+/// also keeps `:` literal; `model.UnescapeName` decodes both the same, and this way the path holds
+/// only characters no URL layer rewrites.
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    out.push_str("U__");
+    for (i, c) in name.chars().enumerate() {
+        match c {
+            '_' => out.push_str("__"),
+            c if c.is_ascii_alphabetic() || (c.is_ascii_digit() && i > 0) => out.push(c),
+            c => {
+                out.push('_');
+                out.push_str(&format!("{:x}", c as u32));
+                out.push('_');
+            }
+        }
     }
-    Ok(())
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    /// Decodes a path the way the gateway does, so the tests check a round trip, not a string.
-    fn decode(path: &str) -> Labels {
-        let mut segments = path.split('/');
-        assert_eq!(segments.next(), Some("metrics"));
-        let rest: Vec<&str> = segments.collect();
-        assert_eq!(rest.len() % 2, 0, "odd number of segments in {path}");
-        rest.chunks(2)
-            .map(|pair| {
-                let name = pair[0].strip_suffix("@base64").expect("base64 marker");
-                let value = if pair[1] == "=" {
-                    String::new()
-                } else {
-                    let bytes = URL_SAFE_NO_PAD.decode(pair[1]).expect("url-safe base64");
-                    String::from_utf8(bytes).expect("utf-8")
-                };
-                (name.to_string(), value)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn job_comes_first_then_sorted_labels() {
-        let key = labels(&[("job", "a"), ("zone", "z"), ("instance", "i")]);
-        assert_eq!(
-            group_path(&key).unwrap(),
-            "metrics/job@base64/YQ/instance@base64/aQ/zone@base64/eg"
-        );
-    }
-
-    #[test]
-    fn empty_value_is_a_single_equals_sign() {
-        let key = labels(&[("job", "a"), ("instance", "")]);
-        assert_eq!(
-            group_path(&key).unwrap(),
-            "metrics/job@base64/YQ/instance@base64/="
-        );
-    }
-
-    #[test]
-    fn url_safe_alphabet_without_padding() {
-        // "??>" encodes to "Pz8+" in the standard alphabet; the gateway rejects '+' and '/'.
-        let key = labels(&[("job", "??>"), ("x", "ÿÿ")]);
-        let path = group_path(&key).unwrap();
-        assert_eq!(path, "metrics/job@base64/Pz8-/x@base64/w7_Dvw");
-        assert_eq!(decode(&path), key);
-    }
-
-    #[test]
-    fn missing_or_empty_job_is_refused() {
-        assert!(matches!(
-            group_path(&labels(&[("instance", "i")])),
-            Err(Error::Config { .. })
-        ));
-        assert!(matches!(
-            group_path(&labels(&[("job", "")])),
-            Err(Error::Config { .. })
-        ));
-    }
-
-    #[test]
-    fn invalid_or_reserved_label_names_are_refused() {
-        for name in ["__x", "1a", "a-b", "a+b", "a b", "", "é", "a/b", "a@b"] {
-            let key = labels(&[("job", "j"), (name, "v")]);
-            assert!(
-                matches!(group_path(&key), Err(Error::Config { .. })),
-                "{name:?} accepted"
-            );
-        }
-        for name in ["_a", "a_", "A9", "_"] {
-            assert!(group_path(&labels(&[("job", "j"), (name, "v")])).is_ok());
-        }
-    }
-
-    fn label_name() -> impl Strategy<Value = String> {
-        "[a-zA-Z][a-zA-Z0-9_]{0,8}|_[a-zA-Z0-9][a-zA-Z0-9_]{0,8}"
-            .prop_filter("job is set separately", |n| n != "job")
-    }
-
-    fn label_value() -> impl Strategy<Value = String> {
-        prop_oneof![Just(String::new()), "[/%+=@#? a-z]{1,12}", any::<String>(),]
-    }
-
-    proptest! {
-        #[test]
-        fn path_decodes_back_to_exactly_the_labels(
-            job in label_value().prop_filter("job must not be empty", |j| !j.is_empty()),
-            others in proptest::collection::btree_map(label_name(), label_value(), 0..6),
-        ) {
-            let mut key = others;
-            key.insert("job".to_string(), job);
-            let path = group_path(&key).unwrap();
-            // Nothing in the path needs percent-encoding, so no URL layer can alter it.
-            prop_assert!(path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/@_-=".contains(&b)));
-            prop_assert_eq!(decode(&path), key);
-        }
-    }
-}
+mod tests;

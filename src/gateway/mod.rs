@@ -16,10 +16,10 @@ use reqwest::header::{ACCEPT, DATE};
 use reqwest::{Method, Response};
 use url::Url;
 
-pub use key::group_path;
+pub use key::{escape_name, group_path};
 
 use crate::http::redact_url;
-use crate::model::{Labels, ReplicaStatus, Snapshot};
+use crate::model::{Labels, Naming, ReplicaStatus, Snapshot};
 use crate::{Error, Result};
 
 /// How much of an error body ends up in an `Error::Status`.
@@ -55,8 +55,9 @@ impl Gateway {
 
     /// Reads every group of the replica from `api/v1/metrics`, streaming: memory grows with the
     /// number of groups, not with series or body size. `ttl_metric` names a gauge whose first
-    /// value becomes each group's `declared_ttl`.
-    pub async fn read(&self, ttl_metric: Option<&str>) -> Result<Snapshot> {
+    /// value becomes each group's `declared_ttl`. `naming` is the replica's (from its status): a
+    /// group whose key cannot be addressed under it is reported unkeyed, never planned.
+    pub async fn read(&self, ttl_metric: Option<&str>, naming: Naming) -> Result<Snapshot> {
         let url = self.endpoint("api/v1/metrics")?;
         let ttl_metric = ttl_metric.map(str::to_owned);
         self.bounded(&url, async {
@@ -75,13 +76,14 @@ impl Gateway {
             let _guard = AbortOnDrop(abort);
             let body = Abortable::new(response.bytes_stream(), registration)
                 .map_err(|e| std::io::Error::other(e.without_url()));
-            let parsed = read::parse_stream(body, ttl_metric)
+            let parsed = read::parse_stream(body, ttl_metric, naming)
                 .await
                 .map_err(|e| parse_error(e, &url))?;
 
             match parsed.status.as_deref() {
                 Some("success") => Ok(Snapshot {
                     clock,
+                    naming,
                     groups: parsed.groups,
                     unkeyed: parsed.unkeyed,
                 }),
@@ -125,6 +127,8 @@ impl Gateway {
             let flag = |name: &str| data.flags.get(name).filter(|v| !v.is_empty()).cloned();
             Ok(ReplicaStatus {
                 admin_api: flag("web.enable-admin-api").as_deref() == Some("true"),
+                // 1.11+; absent on older versions, which know only legacy names.
+                utf8_names: flag("push.enable-utf8-names").as_deref() == Some("true"),
                 version: data.build_information.and_then(|b| b.version),
                 start_time: data.start_time,
                 route_prefix: flag("web.route-prefix"),
@@ -149,9 +153,10 @@ impl Gateway {
     }
 
     /// Deletes one group by its exact key. The gateway only queues the delete and answers 202
-    /// even when the group does not exist: re-read to confirm.
-    pub async fn delete(&self, labels: &Labels) -> Result<()> {
-        let url = self.endpoint(&group_path(labels)?)?;
+    /// even when the group does not exist: re-read to confirm. `naming` is the one of the
+    /// snapshot the key came from.
+    pub async fn delete(&self, labels: &Labels, naming: Naming) -> Result<()> {
+        let url = self.endpoint(&group_path(labels, naming)?)?;
         self.bounded(&url, async {
             let response = send(self.http.delete(url.clone()), &url).await?;
             expect_success(response, &url).await.map(drop)
@@ -338,7 +343,9 @@ mod tests {
         let key: Labels = [("job", "a/b"), ("instance", "")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
-        let url = gw.endpoint(&group_path(&key).unwrap()).unwrap();
+        let url = gw
+            .endpoint(&group_path(&key, Naming::Legacy).unwrap())
+            .unwrap();
         assert_eq!(
             url.as_str(),
             "http://h/pgw/metrics/job@base64/YS9i/instance@base64/="
@@ -351,7 +358,11 @@ mod tests {
         // parser thread must see EOF instead of blocking forever.
         let (abort, registration) = AbortHandle::new_pair();
         let body = futures::stream::pending::<std::io::Result<bytes::Bytes>>();
-        let parser = tokio::spawn(read::parse_stream(Abortable::new(body, registration), None));
+        let parser = tokio::spawn(read::parse_stream(
+            Abortable::new(body, registration),
+            None,
+            Naming::Legacy,
+        ));
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(AbortOnDrop(abort));
         let parsed = tokio::time::timeout(Duration::from_secs(5), parser).await;

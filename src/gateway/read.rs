@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::model::{Group, Labels, UnkeyedGroup};
+use crate::model::{Group, Labels, Naming, UnkeyedGroup};
 
 /// Read buffer between the byte stream and the JSON parser, which reads byte by byte.
 const READ_BUFFER: usize = 64 * 1024;
@@ -34,6 +34,7 @@ pub(crate) struct Parsed {
 pub(crate) async fn parse_stream<S>(
     body: S,
     ttl_metric: Option<String>,
+    naming: Naming,
 ) -> serde_json::Result<Parsed>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
@@ -43,6 +44,7 @@ where
         parse(
             BufReader::with_capacity(READ_BUFFER, reader),
             ttl_metric.as_deref(),
+            naming,
         )
     })
     .await
@@ -52,19 +54,22 @@ where
     })
 }
 
-/// Parses a whole body from a (buffered) reader; trailing garbage is an error.
+/// Parses a whole body from a (buffered) reader; trailing garbage is an error. `naming` tells
+/// which grouping keys the replica lets the janitor address.
 pub(crate) fn parse(
     reader: impl std::io::Read,
     ttl_metric: Option<&str>,
+    naming: Naming,
 ) -> serde_json::Result<Parsed> {
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let parsed = Body { ttl_metric }.deserialize(&mut de)?;
+    let parsed = Body { ttl_metric, naming }.deserialize(&mut de)?;
     de.end()?;
     Ok(parsed)
 }
 
 struct Body<'a> {
     ttl_metric: Option<&'a str>,
+    naming: Naming,
 }
 
 impl<'de> DeserializeSeed<'de> for Body<'_> {
@@ -88,6 +93,7 @@ impl<'de> Visitor<'de> for Body<'_> {
                 "data" => {
                     let seed = Data {
                         ttl_metric: self.ttl_metric,
+                        naming: self.naming,
                         parsed: &mut parsed,
                     };
                     map.next_value_seed(seed)?;
@@ -104,6 +110,7 @@ impl<'de> Visitor<'de> for Body<'_> {
 /// The `data` array; pushes each group into `parsed` as it goes.
 struct Data<'a, 'p> {
     ttl_metric: Option<&'a str>,
+    naming: Naming,
     parsed: &'p mut Parsed,
 }
 
@@ -129,7 +136,7 @@ impl<'de> Visitor<'de> for Data<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let ttl_metric = self.ttl_metric;
         while let Some(raw) = seq.next_element_seed(RawGroupSeed { ttl_metric })? {
-            match raw.into_group() {
+            match raw.into_group(self.naming) {
                 Ok(group) => self.parsed.groups.push(group),
                 Err(unkeyed) => self.parsed.unkeyed.push(unkeyed),
             }
@@ -150,7 +157,7 @@ struct RawGroup {
 }
 
 impl RawGroup {
-    fn into_group(self) -> Result<Group, UnkeyedGroup> {
+    fn into_group(self, naming: Naming) -> Result<Group, UnkeyedGroup> {
         let labels =
             match self.labels {
                 None => return Err(unkeyed("the group has no `labels` key")),
@@ -161,7 +168,7 @@ impl RawGroup {
                 Some(Some(labels)) => labels,
             };
         // Only keys the janitor can address become groups, so a plan never holds an undeletable one.
-        if let Err(e) = super::key::group_path(&labels) {
+        if let Err(e) = super::key::group_path(&labels, naming) {
             return Err(unkeyed(format!("grouping key cannot be addressed: {e}")));
         }
         // A family named `last_push_successful` hides the flag: derive it from the two push times

@@ -67,6 +67,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 .collect();
             Snapshot {
                 clock,
+                naming: Default::default(),
                 groups,
                 unkeyed: vec![],
             }

@@ -35,6 +35,7 @@ pub(super) fn phantom(pairs: &[(&str, &str)], age: f64) -> Group {
 pub(super) fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
     Snapshot {
         clock,
+        naming: Default::default(),
         groups,
         unkeyed: vec![],
     }

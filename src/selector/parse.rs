@@ -1,6 +1,7 @@
 //! The selector grammar, as PromQL writes the inside of `metric{...}`:
 //! `[{] [name op string {, name op string} [,]] [}]`, strings in `"..."`, `'...'` or raw `` `...` ``.
-//! Positions in errors count characters from 1.
+//! A name is a legacy name (`[a-zA-Z_][a-zA-Z0-9_]*`) or, as in Prometheus 3, any quoted string
+//! (`"service.name"="api"`). Positions in errors count characters from 1.
 
 use super::{MatchOp, Matcher};
 
@@ -88,6 +89,7 @@ impl Parser {
     fn label_name(&mut self) -> PResult<String> {
         let start = self.pos;
         match self.peek() {
+            Some('"' | '\'' | '`') => return self.quoted_label_name(),
             Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
             Some(c) => return Err(self.unexpected(c, "a label name")),
             None => return Err("selector ends where a label name was expected".into()),
@@ -99,6 +101,27 @@ impl Parser {
             self.pos += 1;
         }
         Ok(self.chars[start..self.pos].iter().collect())
+    }
+
+    /// `"any UTF-8"`, as Prometheus 3 quotes a label name; alone (`{"a.b"}`) it would be a metric
+    /// name, which grouping keys do not have.
+    fn quoted_label_name(&mut self) -> PResult<String> {
+        let start = self.pos;
+        let name = self.string()?;
+        let after = self.pos;
+        self.skip_ws();
+        let alone = matches!(self.peek(), None | Some(',' | '}'));
+        self.pos = after;
+        if alone {
+            return Err(format!(
+                "quoted name at position {} has no operator: alone it would select a metric name, \
+                 and grouping keys have none; write {}=\"value\"",
+                start + 1,
+                super::quote(&name)
+            ));
+        }
+        // `""` is accepted, as Prometheus 3 does: no group has such a label, so it matches as "".
+        Ok(name)
     }
 
     fn op(&mut self) -> PResult<MatchOp> {

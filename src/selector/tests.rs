@@ -150,6 +150,55 @@ fn syntax_errors_say_where() {
 }
 
 #[test]
+fn quoted_label_names_as_prometheus_3_writes_them() {
+    let s = sel(r#"{"service.name"="api", job=~"nightly-.*", 'a-b'!="x", `日本`="y", "job2"="z"}"#);
+    let names: Vec<&str> = s.matchers().iter().map(Matcher::name).collect();
+    assert_eq!(names, ["service.name", "job", "a-b", "日本", "job2"]);
+    assert!(s.matches(&labels(&[
+        ("service.name", "api"),
+        ("job", "nightly-db"),
+        ("日本", "y"),
+        ("job2", "z"),
+    ])));
+    assert!(!s.matches(&labels(&[("service.name", "api"), ("job", "nightly-db")])));
+    // Escapes work in quoted names as in values.
+    assert_eq!(sel(r#"{"a\"b\u00e9"="v"}"#).matchers()[0].name(), "a\"bé");
+    // A legacy name prints bare, any other quoted, so the printed form parses back.
+    let shown = s.to_string();
+    assert_eq!(
+        shown,
+        r#"{"service.name"="api", job=~"nightly-.*", "a-b"!="x", "日本"="y", job2="z"}"#
+    );
+    assert_eq!(sel(&shown), s);
+}
+
+#[test]
+fn malformed_quoted_names_are_refused_clearly() {
+    assert!(err(r#"{"service.name="api"}"#).contains("expected one of = != =~ !~"));
+    assert!(err(r#"{"service.name}"#).contains("unterminated string starting at position 2"));
+    // An empty name is no error to Prometheus 3: no group has it, so it matches as "".
+    assert!(!sel(r#"{""="x"}"#).matches(&labels(&[("job", "a")])));
+    assert!(sel(r#"{""=""}"#).matches(&labels(&[("job", "a")])));
+    let alone = err(r#"{"service.name"}"#);
+    assert!(
+        alone.contains("alone it would select a metric name"),
+        "{alone}"
+    );
+    assert!(alone.contains(r#"write "service.name"="value""#), "{alone}");
+    assert!(err(r#"{job="a", "x.y"}"#).contains("no operator"));
+    assert!(err(r#"{"a\qb"="v"}"#).contains("unknown escape \\q"));
+    assert!(err(r#"{service.name="api"}"#).contains("unexpected '.' at position 9"));
+}
+
+#[test]
+fn format_labels_quotes_names_as_prometheus_3_prints_them() {
+    let key = labels(&[("job", "a"), ("service.name", "api"), ("U__x", "")]);
+    let shown = format_labels(&key);
+    assert_eq!(shown, r#"{U__x="", job="a", "service.name"="api"}"#);
+    assert!(sel(&shown).matches(&key));
+}
+
+#[test]
 fn format_labels_prints_a_selector_for_that_key() {
     let key = labels(&[("job", "a"), ("instance", "")]);
     let shown = format_labels(&key);
@@ -158,7 +207,11 @@ fn format_labels_prints_a_selector_for_that_key() {
 }
 
 fn arb_matcher() -> impl Strategy<Value = Matcher> {
-    let name = "[a-zA-Z_][a-zA-Z0-9_]{0,6}";
+    let name = prop_oneof![
+        "[a-zA-Z_][a-zA-Z0-9_]{0,6}",
+        "[a-z.\\-]{1,6}",
+        any::<String>(),
+    ];
     let op = prop_oneof![
         Just(MatchOp::Equal),
         Just(MatchOp::NotEqual),

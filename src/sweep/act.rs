@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use super::{Read, Sweep};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
-use crate::model::{Labels, Snapshot};
+use crate::model::{Labels, Naming, Snapshot};
 use crate::plan::{self, Decision, ReplicaInput};
 use crate::report::Outcome;
 
@@ -63,6 +63,8 @@ pub(crate) async fn act_on_replica(
     }
     let gateway = &read.gateway;
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
+    // Every later read and every DELETE uses the naming the plan was made with.
+    let naming = planned_snapshot.naming;
     let mut outcome = ReplicaOutcome::empty();
 
     // A big store takes long to read: if the plan is old, re-read this replica and keep only the
@@ -75,7 +77,7 @@ pub(crate) async fn act_on_replica(
     if read.started.elapsed() > sweep.tuning.replan_after {
         outcome.replanned = true;
         let started = Instant::now();
-        match gateway.read(ttl_metric).await {
+        match gateway.read(ttl_metric, naming).await {
             Ok(s) => {
                 fresh = s;
                 snapshot = &fresh;
@@ -158,7 +160,10 @@ pub(crate) async fn act_on_replica(
                         return (d, snapshot_started.elapsed(), Err(e));
                     }
                     let window = snapshot_started.elapsed();
-                    let result = gateway.delete(&d.labels).await.map_err(|e| e.to_string());
+                    let result = gateway
+                        .delete(&d.labels, naming)
+                        .await
+                        .map_err(|e| e.to_string());
                     (d, window, result)
                 }
             })
@@ -176,7 +181,14 @@ pub(crate) async fn act_on_replica(
             }
         }
     }
-    let confirmed = confirm(gateway, ttl_metric, pending, sweep.tuning.confirm_timeout).await;
+    let confirmed = confirm(
+        gateway,
+        ttl_metric,
+        naming,
+        pending,
+        sweep.tuning.confirm_timeout,
+    )
+    .await;
     outcome.actions.extend(confirmed);
     outcome
 }
@@ -185,6 +197,7 @@ pub(crate) async fn act_on_replica(
 async fn confirm(
     gateway: &Gateway,
     ttl_metric: Option<&str>,
+    naming: Naming,
     mut pending: Vec<(Decision, f64)>,
     timeout: Duration,
 ) -> Vec<(Decision, Outcome, Option<String>)> {
@@ -194,7 +207,7 @@ async fn confirm(
     let mut last_error = None;
     // Bounded by the deadline; a few rounds usually suffice because writes are processed in order.
     while !pending.is_empty() {
-        match gateway.read(ttl_metric).await {
+        match gateway.read(ttl_metric, naming).await {
             Ok(snapshot) => {
                 last_error = None;
                 let now: HashMap<&Labels, f64> = snapshot

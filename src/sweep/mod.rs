@@ -11,7 +11,7 @@ use crate::discover::Discovered;
 use crate::gateway::Gateway;
 use crate::guard::{self, Limits};
 use crate::http::redact_url;
-use crate::model::{ReplicaStatus, Snapshot};
+use crate::model::{Naming, ReplicaStatus, Snapshot};
 use crate::plan::{self, Action, Policy, ReplicaInput};
 use crate::report::{
     exit, ActionReport, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary, SweepReport,
@@ -131,15 +131,18 @@ pub(crate) struct Read {
 
 async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
     let started = Instant::now();
-    let (status, snapshot) = tokio::join!(gateway.status(), gateway.read(ttl_metric));
-    let status = match status {
+    // The status comes first: it tells how the replica reads label names in a path, which decides
+    // which of its groups can be addressed (read status → snapshot knows the naming → act encodes).
+    let status = match gateway.status().await {
         Ok(status) => Some(status),
         Err(e) => {
-            // The status only tells whether the admin API is on; without it, wipes go group by group.
+            // Without it, wipes go group by group and only names that mean the same on every
+            // version are deleted (`Naming::Unknown`).
             tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read status");
             None
         }
     };
+    let snapshot = gateway.read(ttl_metric, Naming::of(status.as_ref())).await;
     if let Err(e) = &snapshot {
         tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read groups");
     }

@@ -1,5 +1,6 @@
-//! A real `prometheus-pushgateway` replica on a free loopback port, and a client that talks to it
-//! the way pushers do (text exposition format over `PUT`), written independently from the crate.
+//! A real Pushgateway replica on a free loopback port (the binary `PGW_JANITOR_TEST_PUSHGATEWAY`
+//! names, see `binaries.rs`), and a client that talks to it the way pushers do (text exposition
+//! format over `PUT`), written independently from the crate.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::binaries::{gateway_has_utf8_names, pushgateway_bin, pushgateway_version};
 use super::process::{Proc, StartError};
 use super::{free_port, http_client};
 
@@ -19,6 +21,8 @@ pub struct GatewayOpts {
     pub admin_api: bool,
     /// `--web.route-prefix`, e.g. `Some("/pg".into())`; every route (`-/ready` too) moves under it.
     pub route_prefix: Option<String>,
+    /// `--push.enable-utf8-names` (1.11+; panics on an older binary).
+    pub utf8_names: bool,
     /// Appended to the command line as is.
     pub extra_args: Vec<String>,
     /// Content of a `--web.config.file` (TLS, basic auth). Readiness then accepts any HTTP
@@ -105,7 +109,8 @@ impl TestGateway {
                 .tempdir()
                 .expect("create temp dir");
             let port = free_port();
-            let mut cmd = Command::new("prometheus-pushgateway");
+            let bin = pushgateway_bin();
+            let mut cmd = Command::new(&bin);
             cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 // Debian defaults this to a file shared by every replica; empty = no persistence.
                 .arg("--persistence.file=");
@@ -115,17 +120,21 @@ impl TestGateway {
             if !prefix.is_empty() {
                 cmd.arg(format!("--web.route-prefix=/{prefix}"));
             }
+            if opts.utf8_names {
+                assert!(
+                    gateway_has_utf8_names(),
+                    "--push.enable-utf8-names needs Pushgateway 1.11+, {bin} is {}",
+                    pushgateway_version()
+                );
+                cmd.arg("--push.enable-utf8-names");
+            }
             cmd.args(&opts.extra_args);
             if let Some(web_config) = &opts.web_config {
                 let path = dir.path().join("web.yml");
                 std::fs::write(&path, web_config).expect("write web config");
                 cmd.arg(format!("--web.config.file={}", path.display()));
             }
-            let mut proc = Proc::spawn(
-                "prometheus-pushgateway",
-                cmd,
-                &dir.path().join("gateway.log"),
-            );
+            let mut proc = Proc::spawn(&bin, cmd, &dir.path().join("gateway.log"));
             let ready = if prefix.is_empty() {
                 "/-/ready".to_string()
             } else {
@@ -152,7 +161,7 @@ impl TestGateway {
                 Err(StartError::PortTaken) => continue,
             }
         }
-        panic!("prometheus-pushgateway: no free port after 5 attempts");
+        panic!("{}: no free port after 5 attempts", pushgateway_bin());
     }
 
     /// Kills the replica now, to simulate one that is down. Its port is not reused by the harness.

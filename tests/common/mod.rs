@@ -1,6 +1,7 @@
 //! Shared harness for integration tests: real programs on loopback, not mocks.
 //!
-//! - [`TestGateway`]: a real `prometheus-pushgateway` (Debian 1.5.1 in CI) on a free port, with its
+//! - [`TestGateway`]: a real Pushgateway (Debian's 1.5.1, or the binary `PGW_JANITOR_TEST_PUSHGATEWAY`
+//!   names: `scripts/test.sh` runs the gateway suites with 1.11.3 too) on a free port, with its
 //!   own temp dir and `--persistence.file=` empty (Debian defaults it to one file shared by every
 //!   replica). Pushes go over HTTP in text exposition format with grouping keys encoded by the
 //!   harness itself (`job@base64/...`, URL-safe, `=` for an empty value), independently from the
@@ -21,13 +22,15 @@
 //! wait is bounded, and only 127.0.0.1 is used. Not every test uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod binaries;
 mod fault;
 mod gateway;
 pub mod k8s;
 mod nginx;
 mod process;
 mod prometheus;
-mod run;
+pub mod pusher;
+pub mod run;
 mod tripwire;
 
 use std::time::Duration;
@@ -36,7 +39,7 @@ pub use fault::{Fault, FaultServer};
 pub use gateway::{gauge_value, group_path, key, GatewayOpts, Key, TestGateway};
 pub use nginx::TestNginx;
 pub use prometheus::TestPrometheus;
-pub use run::{run_bounded, Ran};
+pub use run::run_bounded;
 pub use tripwire::Tripwire;
 
 /// A port that was free on 127.0.0.1 a moment ago. Starters retry with another port if a program

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::binaries::prometheus_bin;
 use super::process::{Proc, StartError};
 use super::{free_port, http_client};
 
@@ -64,7 +65,7 @@ impl TestPrometheus {
             let config_path = dir.path().join("prometheus.yml");
             std::fs::write(&config_path, &config).expect("write prometheus.yml");
             let port = free_port();
-            let mut cmd = Command::new("prometheus");
+            let mut cmd = Command::new(prometheus_bin());
             cmd.arg(format!("--config.file={}", config_path.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
@@ -76,7 +77,7 @@ impl TestPrometheus {
                 std::fs::write(&path, web_config).expect("write web config");
                 cmd.arg(format!("--web.config.file={}", path.display()));
             }
-            let mut proc = Proc::spawn("prometheus", cmd, &dir.path().join("prometheus.log"));
+            let mut proc = Proc::spawn(&prometheus_bin(), cmd, &dir.path().join("prometheus.log"));
             let addr = format!("127.0.0.1:{port}");
             match proc.wait_ready(
                 &addr,

@@ -44,7 +44,7 @@ fn chunks(body: &str, size: usize) -> impl Stream<Item = std::io::Result<Bytes>>
 }
 
 async fn parse_chunked(body: &str, size: usize, ttl: Option<&str>) -> serde_json::Result<Parsed> {
-    parse_stream(chunks(body, size), ttl.map(str::to_owned)).await
+    parse_stream(chunks(body, size), ttl.map(str::to_owned), Naming::Legacy).await
 }
 
 fn key(pairs: &[(&str, &str)]) -> Labels {
@@ -146,6 +146,75 @@ async fn keys_that_cannot_be_addressed_are_unkeyed() {
 }
 
 #[tokio::test]
+async fn utf8_names_are_groups_only_on_a_replica_that_decodes_them() {
+    let body = body(&[
+        group(r#"{"job":"j","service.name":"api"}"#, "1", ""),
+        group(r#"{"job":"j","U__x":"v"}"#, "1", ""),
+        group(r#"{"job":"j","instance":"i"}"#, "1", ""),
+    ]);
+    let read = |naming| {
+        let body = body.clone();
+        async move { parse_stream(chunks(&body, 7), None, naming).await.unwrap() }
+    };
+    let utf8 = read(Naming::Utf8).await;
+    assert_eq!(utf8.groups.len(), 3, "{:?}", utf8.unkeyed);
+
+    // A legacy replica cannot hold `service.name`; `U__x` is a plain name there.
+    let legacy = read(Naming::Legacy).await;
+    assert_eq!(legacy.groups.len(), 2);
+    assert_eq!(legacy.unkeyed.len(), 1);
+    assert!(
+        legacy.unkeyed[0].why.contains("service.name"),
+        "{:?}",
+        legacy.unkeyed
+    );
+
+    // Unknown naming: only what means the same on both kinds is kept.
+    let unknown = read(Naming::Unknown).await;
+    assert_eq!(
+        unknown
+            .groups
+            .iter()
+            .map(|g| g.labels.clone())
+            .collect::<Vec<_>>(),
+        vec![key(&[("instance", "i"), ("job", "j")])]
+    );
+    assert_eq!(unknown.unkeyed.len(), 2);
+}
+
+#[tokio::test]
+async fn every_metric_type_is_skipped_whatever_its_shape() {
+    // Families as 1.11.3 writes them (a native histogram's buckets are an array of
+    // [rule, lower, upper, count]) and as 1.5.1 writes the same push (`"buckets": {}`).
+    let native_111 = r#""h":{"type":"HISTOGRAM","metrics":[{"buckets":[[0,"0.19","0.21","1"],[0,"2.8","3.08","1"]],"count":"3","labels":{"job":"k"},"sum":"4.2"}]},"#;
+    let native_151 = r#""h":{"type":"HISTOGRAM","metrics":[{"buckets":{},"count":"3","labels":{"job":"k"},"sum":"4.2"}]},"#;
+    let summary = r#""s":{"type":"SUMMARY","metrics":[{"count":"3","labels":{},"quantiles":{"0.5":"1","0.99":"3"},"sum":"4.2"}]},"#;
+    let counter = r#""c":{"type":"COUNTER","metrics":[{"labels":{},"value":"+Inf"}]},"#;
+    let untyped = r#""u":{"type":"UNTYPED","metrics":[{"labels":{},"value":"NaN"}]},"#;
+    let body = body(&[
+        group(r#"{"job":"a"}"#, "1", native_111),
+        group(r#"{"job":"b"}"#, "2", native_151),
+        group(
+            r#"{"job":"c"}"#,
+            "3",
+            &format!("{counter}{summary}{untyped}"),
+        ),
+        group(r#"{"job":"d"}"#, "4", &big_family("hist", 3)),
+    ]);
+    let parsed = parse_chunked(&body, 5, None).await.unwrap();
+    assert!(parsed.unkeyed.is_empty(), "{:?}", parsed.unkeyed);
+    let times: Vec<(String, f64)> = parsed
+        .groups
+        .iter()
+        .map(|g| (g.labels["job"].clone(), g.push_time))
+        .collect();
+    let want: Vec<(String, f64)> = [("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]
+        .map(|(j, t)| (j.to_string(), t))
+        .into();
+    assert_eq!(times, want);
+}
+
+#[tokio::test]
 async fn family_named_last_push_successful_falls_back_to_push_times() {
     let hidden = format!(
         r#"{{"labels":{{"job":"c"}},"last_push_successful":{},"push_failure_time_seconds":{},"push_time_seconds":{}}}"#,
@@ -231,7 +300,7 @@ async fn many_groups_with_big_families_parse_from_a_lazy_stream() {
         .chain(parts)
         .chain(std::iter::once(Ok(close)));
     let body = stream::iter(pieces);
-    let parsed = parse_stream(body, None).await.unwrap();
+    let parsed = parse_stream(body, None, Naming::Legacy).await.unwrap();
     assert_eq!(parsed.groups.len(), GROUPS);
     assert_eq!(
         parsed.groups[99_999].labels,
