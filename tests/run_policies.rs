@@ -173,7 +173,11 @@ async fn once_runs_the_valid_policies_of_a_directory_and_reports_the_others_by_f
         "json",
     ]);
 
-    assert_eq!(out.code, 0, "the valid policy's result:\n{}", out.stderr);
+    assert_eq!(
+        out.code, 2,
+        "the valid policy ran, and the refused ones make it exit 2:\n{}",
+        out.stderr
+    );
     let reports = out.json();
     assert_eq!(
         reports.len(),

@@ -240,7 +240,13 @@ pub async fn main(args: &RunArgs) -> i32 {
         metrics,
     };
     if args.once {
-        run_once(&ctx, &active, args.output).await
+        let worst = run_once(&ctx, &active, args.output).await;
+        // A CronJob must show a policy that was refused, even when the valid ones went well.
+        if problems.is_empty() {
+            worst
+        } else {
+            worst.max(exit::USAGE)
+        }
     } else {
         serve::run_forever(ctx, active, args).await
     }
