@@ -29,6 +29,7 @@ use std::time::Duration;
 
 pub use fault::{Fault, FaultServer};
 pub use gateway::{gauge_value, group_path, key, GatewayOpts, Key, TestGateway};
+pub use process::run_bounded;
 pub use prometheus::TestPrometheus;
 
 /// A port that was free on 127.0.0.1 a moment ago. Starters retry with another port if a program
