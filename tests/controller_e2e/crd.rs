@@ -9,7 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::api::{Api, Patch, PatchParams, ValidationDirective};
 use serde_json::{json, Value};
 
-use crate::common::k8s::{apply_crd, committed_crd, Cluster, CRD_NAME};
+use crate::common::k8s::{apply_crd, committed_crd, wait_until, Cluster, CRD_NAME};
 use crate::common::{sleep_past, GatewayOpts};
 use crate::setup::*;
 
@@ -45,11 +45,19 @@ async fn the_crd_is_established_and_publishes_its_docs() {
     assert_eq!(names.categories, Some(vec!["pushgateway".to_string()]));
 
     // What `kubectl explain pgr.spec.ttl` reads: the OpenAPI v3 document of the group version.
-    let index = get_json(&cluster, "/openapi/v3", "application/json").await;
-    let url = index["paths"]["apis/pgw-janitor.dev/v1alpha1"]["serverRelativeURL"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no OpenAPI v3 path for the group: {:#}", index["paths"]))
-        .to_string();
+    // Published a moment after the CRD is Established.
+    let group = "apis/pgw-janitor.dev/v1alpha1";
+    let url = std::sync::Mutex::new(None);
+    let published = wait_until(SOON, || async {
+        let index = get_json(&cluster, "/openapi/v3", "application/json").await;
+        let found = index["paths"][group]["serverRelativeURL"].as_str().map(String::from);
+        let ok = found.is_some();
+        *url.lock().unwrap() = found;
+        ok
+    })
+    .await;
+    assert!(published, "no OpenAPI v3 path {group} within {SOON:?}");
+    let url = url.into_inner().unwrap().unwrap();
     let doc = get_json(&cluster, &url, "application/json").await;
     let schema = &doc["components"]["schemas"]["dev.pgw-janitor.v1alpha1.PushgatewayRetention"];
     let spec = &schema["properties"]["spec"]["properties"];
@@ -118,8 +126,7 @@ async fn the_table_output_has_the_printer_columns_after_a_sweep() {
             "Replicas",
             "Deleted",
             "Last Sweep",
-            "Ready",
-            "Age"
+            "Ready"
         ]
     );
     let rows = table["rows"].as_array().unwrap();
@@ -136,7 +143,7 @@ async fn the_table_output_has_the_printer_columns_after_a_sweep() {
         ]
     );
     assert_eq!(cells[6], json!("True"));
-    // A date column is shown as an age, e.g. "3s".
+    // A date column is shown as an age, e.g. "3s" (with its own columns, a CRD has no Age).
     let since = cells[5].as_str().unwrap_or_default();
     assert!(
         since.ends_with('s') || since.ends_with('m'),

@@ -72,6 +72,10 @@ pub async fn create_secret(cluster: &Cluster, name: &str) {
 /// A Service `name` with one port `http`, and one EndpointSlice per gateway (each on its own
 /// port) whose one endpoint has the given `(ready, terminating)` conditions. No controller-manager
 /// runs, so the test writes what the EndpointSlice controller would.
+///
+/// The real server refuses loopback addresses in an `IPv4` slice ("may not be in the loopback
+/// range"), and the gateways only listen on 127.0.0.1; an `FQDN` slice takes `127.0.0.1` as a
+/// name, and the janitor treats both address types alike (only IPv6 is bracketed).
 pub async fn create_service(
     cluster: &Cluster,
     name: &str,
@@ -92,7 +96,7 @@ pub async fn create_service(
         let slice: EndpointSlice = serde_json::from_value(json!({
             "metadata": {"name": format!("{name}-{i}"),
                          "labels": {"kubernetes.io/service-name": name}},
-            "addressType": "IPv4",
+            "addressType": "FQDN",
             "ports": [{"name": "http", "port": gw.port, "protocol": "TCP"}],
             "endpoints": [{"addresses": ["127.0.0.1"],
                            "conditions": {"ready": ready, "serving": ready,
