@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests of the pure core; integration tests against real
-# Pushgateway replicas and a real Prometheus (Debian's packages) on loopback ports; and the
-# controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv); and
-# the Helm chart's checks (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv).
+# Pushgateway replicas and a real Prometheus (Debian's packages) on loopback ports; the
+# controller's end-to-end tests against the real kube-apiserver (target/test-deps/bin/kube-testserver,
+# built from the Go module proxy by scripts/test-deps.sh: needs Go); and the Helm chart's checks
+# (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv).
 # Installs what the tests need when it is missing (as root, with apt-get and pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,14 +17,19 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
 fi
-if ! .venv/bin/python -c 'import kmock, helm_python, kubernetes_validate' 2>/dev/null; then
+if ! .venv/bin/python -c 'import helm_python, kubernetes_validate' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q -r tests/requirements.txt
 fi
 export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 
-# The stand-in's own check: what of the Kubernetes API it emulates (see tests/KMOCK.md).
-.venv/bin/python tests/k8s_emulator_test.py
+# The real API server for the controller's tests. A missing one fails here, naming what is missing.
+if [[ ! -x target/test-deps/bin/kube-testserver && -z "${PGW_JANITOR_TEST_KUBE_TESTSERVER:-}" ]]; then
+  bash scripts/test-deps.sh || {
+    echo "error: target/test-deps/bin/kube-testserver is missing and \`bash scripts/test-deps.sh\` could not build it (it needs Go)" >&2
+    exit 1
+  }
+fi
 
 # The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
 .venv/bin/python tests/chart/check_chart.py
