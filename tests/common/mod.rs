@@ -19,6 +19,7 @@
 //! wait is bounded, and only 127.0.0.1 is used. Not every test uses every helper.
 #![allow(dead_code, unused_imports)]
 
+mod controller;
 mod fault;
 mod gateway;
 pub mod k8s;
