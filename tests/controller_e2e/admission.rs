@@ -195,7 +195,9 @@ async fn an_unknown_field_is_refused_under_strict_field_validation() {
         "{strict_create:?} / {strict_apply:?}"
     );
     assert!(
-        strict_apply.message.contains("field not declared in schema"),
+        strict_apply
+            .message
+            .contains("field not declared in schema"),
         "{strict_apply:?}"
     );
     assert!(api.get_opt("typo").await.unwrap().is_none());

@@ -50,7 +50,9 @@ async fn the_crd_is_established_and_publishes_its_docs() {
     let url = std::sync::Mutex::new(None);
     let published = wait_until(SOON, || async {
         let index = get_json(&cluster, "/openapi/v3", "application/json").await;
-        let found = index["paths"][group]["serverRelativeURL"].as_str().map(String::from);
+        let found = index["paths"][group]["serverRelativeURL"]
+            .as_str()
+            .map(String::from);
         let ok = found.is_some();
         *url.lock().unwrap() = found;
         ok
