@@ -10,11 +10,7 @@ use crate::common::{sleep_past, GatewayOpts};
 use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
-fn manager<'a>(
-    p: &'a PushgatewayRetention,
-    name: &str,
-    subresource: Option<&str>,
-) -> Option<Value> {
+fn manager(p: &PushgatewayRetention, name: &str, subresource: Option<&str>) -> Option<Value> {
     p.metadata
         .managed_fields
         .as_ref()?
