@@ -2,41 +2,23 @@
 # Runs every test: unit and property tests of the pure core; integration tests against real
 # Pushgateway replicas and a real Prometheus on loopback ports, once with Debian's packages
 # (Pushgateway 1.5.1, Prometheus 2.42) and the gateway suites again with Pushgateway 1.11.3 and
-# Prometheus 3 (built by scripts/test-deps.sh); and the
-# controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv); and
-# the Helm chart's checks (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv).
-# Installs what the tests need when it is missing (as root, with apt-get and pip).
+# Prometheus 3; the controller's tests against the real kube-apiserver with etcd; nginx where a
+# proxy or load balancer belongs; and the Helm chart's checks (Helm's SDK from PyPI, in .venv).
+#
+# scripts/test-deps.sh first installs what is missing (Debian packages as root, the venv) and
+# builds the Go test programs into target/test-deps/bin/ (it needs Go; without it, it fails
+# naming what is missing). It prints nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
-command -v prometheus >/dev/null || need+=(prometheus)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if ((${#need[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}"
-fi
-if ! .venv/bin/python -c 'import kmock, helm_python, kubernetes_validate' 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q -r tests/requirements.txt
-fi
+bash scripts/test-deps.sh
 export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
-
-# The stand-in's own check: what of the Kubernetes API it emulates (see tests/KMOCK.md).
-.venv/bin/python tests/k8s_emulator_test.py
 
 # The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
 .venv/bin/python tests/chart/check_chart.py
 
-# Today's Pushgateway, Prometheus 3 and the test pusher, built from Go modules into
-# target/test-deps/bin/ (scripts/test-deps.sh installs nothing else).
-if [[ -f scripts/test-deps.sh ]]; then
-  bash scripts/test-deps.sh
-fi
 deps="$PWD/target/test-deps/bin"
-for bin in pushgateway prometheus pusher; do
+for bin in pushgateway prometheus pusher kube-testserver; do
   if [[ ! -x "$deps/$bin" ]]; then
     echo "test.sh: $deps/$bin is missing: run 'bash scripts/test-deps.sh' to build it" >&2
     exit 1

@@ -146,6 +146,19 @@ impl SweepReport {
         self.actions.iter().filter(|a| a.outcome == outcome).count()
     }
 
+    /// DELETE (or wipe) requests sent: every action that reached the gateway, confirmed or not.
+    pub fn delete_requests(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.outcome,
+                    Outcome::Deleted | Outcome::Repushed | Outcome::Unconfirmed | Outcome::Failed
+                )
+            })
+            .count()
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serialises")
     }

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::{Context, FIELD_MANAGER};
 use super::events::{self, event};
-use super::status::{self, DEGRADED, SPEC_INVALID};
+use super::status::{self, DEGRADED, GUARD_TRIPPED, READY, SPEC_INVALID};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
 use crate::discover::Discovered;
 use crate::http::build_client;
@@ -217,6 +217,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         failed = s.replicas_failed,
         groups = s.groups_seen,
         deleted = status::deleted(&report),
+        deletes_sent = report.delete_requests(),
         would_delete = s.would_delete,
         guard = s.guard.is_some(),
         "swept"
@@ -291,7 +292,12 @@ fn condition_changed(
     find(prev) != find(new)
 }
 
-/// Server-side apply of the whole status, by the one field manager.
+/// The condition types this controller sets. Conditions merge as a map keyed by `type`, so
+/// another field manager may add its own; those are left out of our applies, or we would become
+/// a co-owner and keep them after their owner removed them.
+const OWN_CONDITIONS: [&str; 4] = [READY, DEGRADED, SPEC_INVALID, GUARD_TRIPPED];
+
+/// Server-side apply of the whole status (our conditions only), by the one field manager.
 async fn apply_status(
     ctx: &Context,
     obj: &PushgatewayRetention,
@@ -299,6 +305,10 @@ async fn apply_status(
 ) -> Result<()> {
     let api: Api<PushgatewayRetention> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let mut status = status.clone();
+    status
+        .conditions
+        .retain(|c| OWN_CONDITIONS.contains(&c.type_.as_str()));
     let patch = serde_json::json!({
         "apiVersion": PushgatewayRetention::api_version(&()),
         "kind": PushgatewayRetention::kind(&()),

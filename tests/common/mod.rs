@@ -23,6 +23,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod binaries;
+mod controller;
 mod fault;
 mod gateway;
 pub mod k8s;

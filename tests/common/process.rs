@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process that is killed (by PID, SIGKILL) and reaped when dropped.
@@ -13,6 +13,9 @@ pub struct Proc {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// Held open for programs that exit when their stdin closes; dropped with the `Proc`.
+    stdin: Option<ChildStdin>,
+    exit: Option<ExitStatus>,
 }
 
 /// Why a program did not become ready.
@@ -23,32 +26,82 @@ pub enum StartError {
 
 impl Proc {
     /// Spawns `cmd` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+    pub fn spawn(name: &str, cmd: Command, log: &Path) -> Proc {
+        Self::spawn_with(name, cmd, log, false)
+    }
+
+    /// Like [`Proc::spawn`], with the child's stdin a pipe this `Proc` keeps open: a program
+    /// started with an exit-on-stdin-close flag then dies with the test process, however it ends.
+    pub fn spawn_holding_stdin(name: &str, cmd: Command, log: &Path) -> Proc {
+        Self::spawn_with(name, cmd, log, true)
+    }
+
+    fn spawn_with(name: &str, mut cmd: Command, log: &Path, hold_stdin: bool) -> Proc {
         let out = File::create(log).expect("create log file");
         let err = out.try_clone().expect("clone log file handle");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
-        let child = cmd
+        cmd.stdin(if hold_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {name} ({:?}): {e}", cmd.get_program()));
         Proc {
             name: name.to_string(),
+            stdin: child.stdin.take(),
             child: Some(child),
             log: log.to_path_buf(),
+            exit: None,
         }
+    }
+
+    /// The exit status once the child has exited (reaping it), else `None`.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.exit = Some(status);
+                self.child = None;
+            }
+        }
+        self.exit
+    }
+
+    /// Sends `SIGTERM` to this child's PID only (`kill -TERM <pid>`), the graceful stop.
+    pub fn terminate(&mut self) {
+        if self.try_exit().is_some() {
+            return;
+        }
+        if let Some(pid) = self.pid() {
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .expect("run kill -TERM");
+            assert!(status.success(), "kill -TERM {pid} failed: {status}");
+        }
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Kills the child now and reaps it. Idempotent.
+    /// Kills the child now (SIGKILL, by its PID) and reaps it. Idempotent.
     pub fn kill(&mut self) {
+        self.stdin = None;
         if let Some(mut child) = self.child.take() {
             // Already exited is fine; either way wait() reaps it so no zombie is left.
             let _ = child.kill();
-            let _ = child.wait();
+            if let Ok(status) = child.wait() {
+                self.exit.get_or_insert(status);
+            }
         }
     }
 
