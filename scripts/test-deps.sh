@@ -11,7 +11,8 @@
 # - Go test programs, built from the Go module proxy into target/test-deps/bin/ from the modules
 #   under tools/ (their go.mod/go.sum pin every version):
 #     pushgateway      github.com/prometheus/pushgateway (1.11.3), release version ldflags
-#     prometheus       github.com/prometheus/prometheus/cmd/prometheus (3.x), release version ldflags
+#     prometheus       github.com/prometheus/prometheus/cmd/prometheus (3.x), release version ldflags,
+#                      static/file/http service discovery only
 #     kube-testserver  tools/kube-testserver: a real kube-apiserver with embedded etcd
 #     pusher           tools/pusher: pushes metrics with client_golang, as real clients do
 #   A program is rebuilt only when missing or when its stamp (target/test-deps/stamps/NAME: a
@@ -132,7 +133,10 @@ build_prometheus() {
   local mod=github.com/prometheus/prometheus ver rev release
   ver=$(modver prometheus $mod) && release=$(version_prometheus) || return 1
   rev=$(modrev prometheus $mod "$ver")
-  go build -trimpath -ldflags "-s -w $(prom_version_ldflags "$release" "${rev:-$ver}")" \
+  # remove_all_sd: only static, file and http service discovery (the tests use static_configs);
+  # halves the build and the binary. Add e.g. enable_kubernetes_sd to the tags to get one back.
+  go build -trimpath -tags remove_all_sd \
+    -ldflags "-s -w $(prom_version_ldflags "$release" "${rev:-$ver}")" \
     -o "$OUT" $mod/cmd/prometheus
 }
 
