@@ -9,7 +9,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 use crate::report::{Outcome, ReplicaState, SweepReport};
 
@@ -25,6 +27,14 @@ struct ReasonLabels {
     namespace: String,
     policy: String,
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    policy: String,
+    reason: String,
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,7 +71,22 @@ pub struct Metrics {
     guard_trips: Family<PolicyLabels, Counter>,
     discovery_refused: Family<PolicyLabels, Counter>,
     reconcile_errors: Family<CategoryLabels, Counter>,
+    actions: Family<OutcomeLabels, Counter>,
+    last_result: Family<ResultLabels, Gauge>,
+    unreadable_sweeps: Family<PolicyLabels, Gauge>,
+    /// Per policy, per replica (its redacted URL, never a label): consecutive sweeps it could not
+    /// be read in. Only the longest run per policy is exported.
+    unreadable_streaks: Mutex<HashMap<PolicyLabels, HashMap<String, i64>>>,
 }
+
+/// Every value `pgw_janitor_sweeps_total` and `pgw_janitor_last_sweep_result` take in `result`.
+pub const SWEEP_RESULTS: [&str; 5] = [
+    "ok",
+    "replica_failed",
+    "guard_tripped",
+    "discovery_failed",
+    "spec_invalid",
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -86,6 +111,10 @@ impl Metrics {
             guard_trips: Family::default(),
             discovery_refused: Family::default(),
             reconcile_errors: Family::default(),
+            actions: Family::default(),
+            last_result: Family::default(),
+            unreadable_sweeps: Family::default(),
+            unreadable_streaks: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -145,6 +174,23 @@ impl Metrics {
             m.reconcile_errors.clone(),
         );
         registry.register(
+            "actions",
+            "Every planned group action, by policy, reason and outcome: deleted, repushed, \
+             unconfirmed, failed, kept, aborted, would-delete",
+            m.actions.clone(),
+        );
+        registry.register(
+            "last_sweep_result",
+            "1 for the result of the policy's last sweep (or spec check), 0 for the other results",
+            m.last_result.clone(),
+        );
+        registry.register(
+            "replica_unreadable_sweeps",
+            "Consecutive sweeps the policy's most troubled replica could not be read in (0: every \
+             replica was read in the last sweep)",
+            m.unreadable_sweeps.clone(),
+        );
+        registry.register(
             "build",
             "Build information",
             Info::new(vec![(
@@ -176,6 +222,14 @@ impl Metrics {
                 policy: name,
                 reason,
             };
+            self.actions
+                .get_or_create(&OutcomeLabels {
+                    namespace: labels.namespace.clone(),
+                    policy: labels.policy.clone(),
+                    reason: labels.reason.clone(),
+                    outcome: action.outcome.as_str().to_string(),
+                })
+                .inc();
             match action.outcome {
                 Outcome::Deleted | Outcome::Repushed => {
                     self.deleted.get_or_create(&labels).inc();
@@ -225,6 +279,29 @@ impl Metrics {
                 })
                 .set(n as i64);
         }
+        self.record_unreadable(policy, report);
+    }
+
+    /// Counts, per replica, the sweeps in a row it could not be read in. A sweep whose discovery
+    /// failed read no replica and says nothing about them: the streaks stay as they were.
+    fn record_unreadable(&self, policy: &PolicyLabels, report: &SweepReport) {
+        if report.replicas.is_empty() && report.summary.error.is_some() {
+            return;
+        }
+        let mut all = self
+            .unreadable_streaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let before = all.remove(policy).unwrap_or_default();
+        let now: HashMap<String, i64> = report
+            .replicas
+            .iter()
+            .filter(|r| r.groups.is_none())
+            .map(|r| (r.url.clone(), before.get(&r.url).copied().unwrap_or(0) + 1))
+            .collect();
+        let longest = now.values().copied().max().unwrap_or(0);
+        all.insert(policy.clone(), now);
+        self.unreadable_sweeps.get_or_create(policy).set(longest);
     }
 
     /// A policy whose spec was refused: counted, never swept.
@@ -233,6 +310,15 @@ impl Metrics {
     }
 
     fn count_sweep(&self, policy: &PolicyLabels, result: &str) {
+        for r in SWEEP_RESULTS {
+            self.last_result
+                .get_or_create(&ResultLabels {
+                    namespace: policy.namespace.clone(),
+                    policy: policy.policy.clone(),
+                    result: r.to_string(),
+                })
+                .set(i64::from(r == result));
+        }
         self.sweeps
             .get_or_create(&ResultLabels {
                 namespace: policy.namespace.clone(),
@@ -253,6 +339,18 @@ impl Metrics {
     /// A deleted policy: its gauges go, so no stale "last success" lingers.
     pub fn forget(&self, policy: &PolicyLabels) {
         self.last_success.remove(policy);
+        self.unreadable_sweeps.remove(policy);
+        self.unreadable_streaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(policy);
+        for result in SWEEP_RESULTS {
+            self.last_result.remove(&ResultLabels {
+                namespace: policy.namespace.clone(),
+                policy: policy.policy.clone(),
+                result: result.to_string(),
+            });
+        }
         for state in ["ok", "failed"] {
             self.replicas.remove(&StateLabels {
                 namespace: policy.namespace.clone(),
@@ -397,5 +495,111 @@ mod tests {
         assert!(m.encode().contains(r#"pgw_janitor_groups_would_delete_total{namespace="monitoring",policy="nightly",reason="expired"} 1"#));
         m.forget(&policy());
         assert!(!m.encode().contains("last_success_timestamp_seconds{"));
+    }
+
+    fn unreadable(mut r: SweepReport, url: &str) -> SweepReport {
+        let mut replica = r.replicas[0].clone();
+        replica.url = url.into();
+        replica.state = ReplicaState::Failed;
+        replica.groups = None;
+        r.replicas.push(replica);
+        r
+    }
+
+    fn line(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .map(|l| l[series.len()..].trim().to_string())
+    }
+
+    #[test]
+    fn a_replica_unreadable_in_consecutive_sweeps_counts_up_and_a_read_resets_it() {
+        let m = Metrics::new();
+        let series =
+            r#"pgw_janitor_replica_unreadable_sweeps{namespace="monitoring",policy="nightly"}"#;
+        m.record_sweep(&policy(), &report(&[], false), 1.0);
+        assert_eq!(line(&m.encode(), series).as_deref(), Some("0"));
+        for _ in 0..3 {
+            m.record_sweep(&policy(), &unreadable(report(&[], false), "http://b/"), 1.0);
+        }
+        // A second replica starting to fail later does not raise the longest run.
+        m.record_sweep(
+            &policy(),
+            &unreadable(unreadable(report(&[], false), "http://b/"), "http://c/"),
+            1.0,
+        );
+        let text = m.encode();
+        assert_eq!(line(&text, series).as_deref(), Some("4"), "{text}");
+        assert!(!text.contains("http://b/"), "no replica URL in a label");
+        // A failed discovery read nothing: the run neither grows nor ends.
+        let mut failed = report(&[], false);
+        failed.replicas.clear();
+        failed.summary.error = Some("no targets".into());
+        m.record_sweep(&policy(), &failed, 1.0);
+        assert_eq!(line(&m.encode(), series).as_deref(), Some("4"));
+        m.record_sweep(&policy(), &unreadable(report(&[], false), "http://c/"), 1.0);
+        assert_eq!(
+            line(&m.encode(), series).as_deref(),
+            Some("2"),
+            "b was read again"
+        );
+        m.record_sweep(&policy(), &report(&[], false), 1.0);
+        assert_eq!(line(&m.encode(), series).as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn the_last_sweep_result_is_one_hot_and_follows_the_latest_sweep() {
+        let m = Metrics::new();
+        let result = |r: &str| {
+            format!(
+                r#"pgw_janitor_last_sweep_result{{namespace="monitoring",policy="nightly",result="{r}"}}"#
+            )
+        };
+        m.record_spec_invalid(&policy());
+        let text = m.encode();
+        for r in SWEEP_RESULTS {
+            let want = if r == "spec_invalid" { "1" } else { "0" };
+            assert_eq!(
+                line(&text, &result(r)).as_deref(),
+                Some(want),
+                "{r}: {text}"
+            );
+        }
+        m.record_sweep(&policy(), &report(&[], true), 1.0);
+        let text = m.encode();
+        assert_eq!(line(&text, &result("replica_failed")).as_deref(), Some("1"));
+        assert_eq!(line(&text, &result("spec_invalid")).as_deref(), Some("0"));
+        m.forget(&policy());
+        assert!(!m.encode().contains("last_sweep_result{"), "forgotten");
+    }
+
+    #[test]
+    fn every_action_is_counted_by_reason_and_outcome() {
+        let m = Metrics::new();
+        m.record_sweep(
+            &policy(),
+            &report(
+                &[Outcome::Deleted, Outcome::Unconfirmed, Outcome::Unconfirmed],
+                false,
+            ),
+            1.0,
+        );
+        let text = m.encode();
+        let actions = |o: &str| {
+            format!(
+                r#"pgw_janitor_actions_total{{namespace="monitoring",policy="nightly",reason="expired",outcome="{o}"}}"#
+            )
+        };
+        assert_eq!(
+            line(&text, &actions("deleted")).as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(line(&text, &actions("unconfirmed")).as_deref(), Some("2"));
+        assert_eq!(
+            line(&text, &actions("failed")),
+            None,
+            "only outcomes that happened"
+        );
     }
 }
