@@ -18,7 +18,7 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
 fi
-if ! .venv/bin/python -c 'import kmock, helm_python, kubernetes_validate' 2>/dev/null; then
+if ! .venv/bin/python -c 'import kmock, helm_python, kubernetes_validate, grafana_foundation_sdk' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q -r tests/requirements.txt
 fi
@@ -29,6 +29,8 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 
 # The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
 .venv/bin/python tests/chart/check_chart.py
+# The dashboard against Grafana's own models (grafana-foundation-sdk), and its chart copy.
+.venv/bin/python tests/dashboard/check_dashboard.py
 
 # Today's Pushgateway, Prometheus 3 and the test pusher, built from Go modules into
 # target/test-deps/bin/ (scripts/test-deps.sh installs nothing else).
