@@ -57,7 +57,12 @@ fn test_files() -> Vec<PathBuf> {
 /// Every alerting rule of the rule file, as (group index, rule index, rule).
 fn alerts(rules: &Value) -> Vec<(usize, usize, Value)> {
     let mut out = Vec::new();
-    for (g, group) in rules["groups"].as_array().expect("groups").iter().enumerate() {
+    for (g, group) in rules["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .enumerate()
+    {
         for (r, rule) in group["rules"].as_array().expect("rules").iter().enumerate() {
             if rule.get("alert").is_some() {
                 out.push((g, r, rule.clone()));
@@ -141,11 +146,37 @@ fn run_with_mutant(g: usize, r: usize, expr: &str, dir: &Path) -> Output {
     promtool(&args)
 }
 
+/// Per alert name: how many evaluations expect it to fire, and how many expect silence.
+fn cases() -> std::collections::BTreeMap<String, (usize, usize)> {
+    let mut out = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for file in test_files() {
+        for test in yaml(&file)["tests"].as_array().expect("tests").iter() {
+            for case in test["alert_rule_test"].as_array().into_iter().flatten() {
+                let name = case["alertname"].as_str().expect("alertname").to_string();
+                let fires = case["exp_alerts"].as_array().is_some_and(|a| !a.is_empty());
+                let entry = out.entry(name).or_default();
+                if fires {
+                    entry.0 += 1;
+                } else {
+                    entry.1 += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn every_alert_has_a_case_that_fires_and_one_that_stays_silent() {
+    let cases = cases();
     let dir = tempfile::tempdir().unwrap();
     for (g, r, rule) in alerts(&yaml(&root().join(RULES))) {
         let name = rule["alert"].as_str().unwrap();
+        let (firing, silent) = cases.get(name).copied().unwrap_or_default();
+        assert!(
+            firing > 0 && silent > 0,
+            "{name}: {firing} firing and {silent} silent evaluations"
+        );
         for (what, expr) in [
             ("never fires", "vector(0) > 1"),
             ("fires on everything", "vector(1)"),
@@ -185,7 +216,9 @@ fn every_alert_has_severity_summary_description_and_a_runbook_that_exists() {
             let v = rule["annotations"][key].as_str().unwrap_or_default();
             assert!(!v.trim().is_empty(), "{name}: no {key}");
         }
-        let url = rule["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        let url = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_default();
         let fragment = url
             .strip_prefix(RUNBOOK_BASE)
             .unwrap_or_else(|| panic!("{name}: runbook_url {url:?} is not in {RUNBOOKS}"));
