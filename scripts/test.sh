@@ -4,7 +4,9 @@
 # (Pushgateway 1.5.1, Prometheus 2.42) and the gateway suites again with Pushgateway 1.11.3 and
 # Prometheus 3 (built by scripts/test-deps.sh); and the
 # controller's end-to-end tests against a Kubernetes API stand-in (kmock, from PyPI, in .venv); and
-# the Helm chart's checks (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv).
+# the Helm chart's checks (tests/chart/check_chart.py, Helm's SDK from PyPI, in .venv); and the
+# dashboard against Grafana's models (tests/dashboard/check_dashboard.py, grafana-foundation-sdk).
+# The alerts' promtool tests are `cargo test --test alerts` (Debian's promtool).
 # Installs what the tests need when it is missing (as root, with apt-get and pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
