@@ -5,6 +5,8 @@
 //!
 //! The policies make every panel have something to show: `expire` deletes groups as they age,
 //! `dry` is a dry run, `guarded` plans more deletions than its `maxDeletions` and trips its guard.
+//! The same setup evaluates every alert's expression of `deploy/prometheus/pgw-janitor-rules.yaml`
+//! on these real series: the guard alert finds `guarded` and only it, the others find nothing.
 
 mod common;
 
@@ -18,6 +20,7 @@ use common::{free_port, janitor, GatewayOpts, TestGateway, TestPrometheus};
 use serde_json::Value;
 
 const DASHBOARD: &str = "deploy/grafana/pgw-janitor-dashboard.json";
+const RULES: &str = "deploy/prometheus/pgw-janitor-rules.yaml";
 const NAMESPACE: &str = "dash";
 /// How Grafana writes a multi-value variable with every policy selected, inside `=~"..."`.
 const POLICIES: &str = "expire|dry|guarded";
@@ -114,7 +117,7 @@ fn problem(series: &[BTreeMap<String, String>], labels: &[String]) -> Option<Str
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_dashboard_query_answers_with_its_legend_labels_from_a_real_janitor_and_gateways() {
+async fn every_dashboard_query_answers_with_its_legend_labels_and_only_the_guard_alert_fires() {
     let gw1 = TestGateway::start(GatewayOpts::default());
     let gw2 = TestGateway::start(GatewayOpts::default());
     for (gw, n) in [(&gw1, "1"), (&gw2, "2")] {
@@ -280,4 +283,33 @@ async fn every_dashboard_query_answers_with_its_legend_labels_from_a_real_janito
             &[("namespace", NAMESPACE), ("policy", p)],
         );
     }
+
+    // The alerts on the same real series.
+    let rules: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(RULES)).unwrap(),
+    )
+    .unwrap();
+    let mut evaluated = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            let found = query(&http, &prom, rule["expr"].as_str().unwrap()).await;
+            let policies: Vec<&str> = found
+                .iter()
+                .map(|s| s.get("policy").map_or("", String::as_str))
+                .collect();
+            if name == "PushgatewayJanitorGuardTripped" {
+                assert_eq!(policies, ["guarded"], "{name}: {found:?}");
+            } else {
+                assert!(
+                    found.is_empty(),
+                    "{name} fires on a healthy setup: {found:?}"
+                );
+            }
+            evaluated += 1;
+        }
+    }
+    assert!(evaluated >= 8, "{evaluated} alerts evaluated");
 }
