@@ -3,7 +3,8 @@
 # Pushgateway replicas and a real Prometheus on loopback ports, once with Debian's packages
 # (Pushgateway 1.5.1, Prometheus 2.42) and the gateway suites again with Pushgateway 1.11.3 and
 # Prometheus 3; the controller's tests against the real kube-apiserver with etcd; nginx where a
-# proxy or load balancer belongs; and the Helm chart's checks (Helm's SDK from PyPI, in .venv).
+# proxy or load balancer belongs; the Helm chart's checks (Helm's SDK from PyPI, in .venv); the
+# dashboard against Grafana's models (grafana-foundation-sdk); the alerts with Debian's promtool.
 #
 # scripts/test-deps.sh first installs what is missing (Debian packages as root, the venv) and
 # builds the Go test programs into target/test-deps/bin/ (it needs Go; without it, it fails
@@ -16,6 +17,8 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 
 # The chart: lint, render with each value set, validate, assert RBAC, security and the CRD copy.
 .venv/bin/python tests/chart/check_chart.py
+# The dashboard against Grafana's own models (grafana-foundation-sdk), and its chart copy.
+.venv/bin/python tests/dashboard/check_dashboard.py
 
 deps="$PWD/target/test-deps/bin"
 for bin in pushgateway prometheus pusher kube-testserver; do
@@ -29,7 +32,8 @@ export PGW_JANITOR_TEST_PUSHER="$deps/pusher"
 # Every suite that touches a gateway, run once per gateway version (the harness reads
 # PGW_JANITOR_TEST_PUSHGATEWAY and PGW_JANITOR_TEST_PROMETHEUS; tests/common/binaries.rs).
 gateway_suites=(sweep_cli gateway_client gateway_faults harness_facts auth_tls bad_input
-  run_policies controller_reconcile controller_e2e utf8_names metric_kinds version_facts discovery)
+  run_policies controller_reconcile controller_e2e utf8_names metric_kinds version_facts discovery
+  dashboard)
 suite_args=()
 for t in "${gateway_suites[@]}"; do suite_args+=(--test "$t"); done
 

@@ -9,7 +9,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 use crate::report::{Outcome, ReplicaState, SweepReport};
 
@@ -25,6 +27,14 @@ struct ReasonLabels {
     namespace: String,
     policy: String,
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    policy: String,
+    reason: String,
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,7 +75,22 @@ pub struct Metrics {
     // controller has no configuration files and shows none).
     reload_ok: Family<Vec<(String, String)>, Gauge>,
     reload_success_time: Family<Vec<(String, String)>, FloatGauge>,
+    actions: Family<OutcomeLabels, Counter>,
+    last_result: Family<ResultLabels, Gauge>,
+    unreadable_sweeps: Family<PolicyLabels, Gauge>,
+    /// Per policy, per replica (its redacted URL, never a label): consecutive sweeps it could not
+    /// be read in. Only the longest run per policy is exported.
+    unreadable_streaks: Mutex<HashMap<PolicyLabels, HashMap<String, i64>>>,
 }
+
+/// Every value `pgw_janitor_sweeps_total` and `pgw_janitor_last_sweep_result` take in `result`.
+pub const SWEEP_RESULTS: [&str; 5] = [
+    "ok",
+    "replica_failed",
+    "guard_tripped",
+    "discovery_failed",
+    "spec_invalid",
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -92,6 +117,10 @@ impl Metrics {
             reconcile_errors: Family::default(),
             reload_ok: Family::default(),
             reload_success_time: Family::default(),
+            actions: Family::default(),
+            last_result: Family::default(),
+            unreadable_sweeps: Family::default(),
+            unreadable_streaks: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -162,6 +191,23 @@ impl Metrics {
             m.reconcile_errors.clone(),
         );
         registry.register(
+            "actions",
+            "Every planned group action, by policy, reason and outcome: deleted, repushed, \
+             unconfirmed, failed, kept, aborted, would-delete",
+            m.actions.clone(),
+        );
+        registry.register(
+            "last_sweep_result",
+            "1 for the result of the policy's last sweep (or spec check), 0 for the other results",
+            m.last_result.clone(),
+        );
+        registry.register(
+            "replica_unreadable_sweeps",
+            "Consecutive sweeps the policy's most troubled replica could not be read in (0: every \
+             replica was read in the last sweep)",
+            m.unreadable_sweeps.clone(),
+        );
+        registry.register(
             "build",
             "Build information",
             Info::new(vec![(
@@ -193,6 +239,14 @@ impl Metrics {
                 policy: name,
                 reason,
             };
+            self.actions
+                .get_or_create(&OutcomeLabels {
+                    namespace: labels.namespace.clone(),
+                    policy: labels.policy.clone(),
+                    reason: labels.reason.clone(),
+                    outcome: action.outcome.as_str().to_string(),
+                })
+                .inc();
             match action.outcome {
                 Outcome::Deleted | Outcome::Repushed => {
                     self.deleted.get_or_create(&labels).inc();
@@ -242,6 +296,29 @@ impl Metrics {
                 })
                 .set(n as i64);
         }
+        self.record_unreadable(policy, report);
+    }
+
+    /// Counts, per replica, the sweeps in a row it could not be read in. A sweep whose discovery
+    /// failed read no replica and says nothing about them: the streaks stay as they were.
+    fn record_unreadable(&self, policy: &PolicyLabels, report: &SweepReport) {
+        if report.replicas.is_empty() && report.summary.error.is_some() {
+            return;
+        }
+        let mut all = self
+            .unreadable_streaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let before = all.remove(policy).unwrap_or_default();
+        let now: HashMap<String, i64> = report
+            .replicas
+            .iter()
+            .filter(|r| r.groups.is_none())
+            .map(|r| (r.url.clone(), before.get(&r.url).copied().unwrap_or(0) + 1))
+            .collect();
+        let longest = now.values().copied().max().unwrap_or(0);
+        all.insert(policy.clone(), now);
+        self.unreadable_sweeps.get_or_create(policy).set(longest);
     }
 
     /// A policy whose spec was refused: counted, never swept.
@@ -250,6 +327,15 @@ impl Metrics {
     }
 
     fn count_sweep(&self, policy: &PolicyLabels, result: &str) {
+        for r in SWEEP_RESULTS {
+            self.last_result
+                .get_or_create(&ResultLabels {
+                    namespace: policy.namespace.clone(),
+                    policy: policy.policy.clone(),
+                    result: r.to_string(),
+                })
+                .set(i64::from(r == result));
+        }
         self.sweeps
             .get_or_create(&ResultLabels {
                 namespace: policy.namespace.clone(),
@@ -278,6 +364,18 @@ impl Metrics {
     /// A deleted policy: its gauges go, so no stale "last success" lingers.
     pub fn forget(&self, policy: &PolicyLabels) {
         self.last_success.remove(policy);
+        self.unreadable_sweeps.remove(policy);
+        self.unreadable_streaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(policy);
+        for result in SWEEP_RESULTS {
+            self.last_result.remove(&ResultLabels {
+                namespace: policy.namespace.clone(),
+                policy: policy.policy.clone(),
+                result: result.to_string(),
+            });
+        }
         for state in ["ok", "failed"] {
             self.replicas.remove(&StateLabels {
                 namespace: policy.namespace.clone(),
@@ -296,148 +394,5 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Labels;
-    use crate::plan::Reason;
-    use crate::report::{ActionReport, ReplicaReport, Summary};
-
-    fn report(outcomes: &[Outcome], failed_replica: bool) -> SweepReport {
-        let replica = |state| ReplicaReport {
-            url: "http://pgw:9091/".into(),
-            state,
-            error: None,
-            groups: Some(3),
-            unkeyed_groups: 0,
-            version: None,
-            admin_api: None,
-            admin_wipe: false,
-            replanned: false,
-            read_seconds: None,
-            max_delete_window_seconds: None,
-        };
-        let mut replicas = vec![replica(ReplicaState::Ok)];
-        if failed_replica {
-            replicas.push(replica(ReplicaState::Failed));
-        }
-        SweepReport {
-            started_at: "2026-01-01T00:00:00Z".into(),
-            duration_seconds: 0.5,
-            dry_run: false,
-            action: "delete",
-            replicas,
-            actions: outcomes
-                .iter()
-                .map(|&outcome| ActionReport {
-                    gateway: "http://pgw:9091/".into(),
-                    labels: Labels::from([("job".to_string(), "secret-job".to_string())]),
-                    reason: Reason::Expired,
-                    age_seconds: Some(10.0),
-                    outcome,
-                    detail: String::new(),
-                    error: None,
-                })
-                .collect(),
-            notes: vec![],
-            refused: vec![],
-            summary: Summary {
-                replicas_failed: usize::from(failed_replica),
-                ..Default::default()
-            },
-        }
-    }
-
-    fn policy() -> PolicyLabels {
-        PolicyLabels {
-            namespace: "monitoring".into(),
-            policy: "nightly".into(),
-        }
-    }
-
-    #[test]
-    fn a_sweep_is_counted_by_reason_and_result_without_grouping_labels() {
-        let m = Metrics::new();
-        m.record_sweep(
-            &policy(),
-            &report(
-                &[Outcome::Deleted, Outcome::Deleted, Outcome::Failed],
-                false,
-            ),
-            1.7e9,
-        );
-        let text = m.encode();
-        assert!(text.contains(r#"pgw_janitor_groups_deleted_total{namespace="monitoring",policy="nightly",reason="expired"} 2"#), "{text}");
-        assert!(text.contains(
-            r#"pgw_janitor_delete_errors_total{namespace="monitoring",policy="nightly"} 1"#
-        ));
-        assert!(text.contains(
-            r#"pgw_janitor_sweeps_total{namespace="monitoring",policy="nightly",result="ok"} 1"#
-        ));
-        assert!(text.contains(r#"pgw_janitor_last_success_timestamp_seconds{namespace="monitoring",policy="nightly"} 1700000000"#));
-        assert!(text.contains("pgw_janitor_build_info{version="));
-        assert!(
-            !text.contains("secret-job"),
-            "no grouping-key label on any metric"
-        );
-        assert!(!text.contains("pushgateway_"), "own prefix only");
-        assert!(text.ends_with("# EOF\n"), "OpenMetrics");
-    }
-
-    #[test]
-    fn refused_candidates_are_counted_without_their_addresses() {
-        let m = Metrics::new();
-        let mut r = report(&[], false);
-        r.refused = vec![crate::discover::Refused {
-            instance: "127.0.0.1:9".into(),
-            url: None,
-            why: "no target".into(),
-        }];
-        m.record_sweep(&policy(), &r, 1.0);
-        let text = m.encode();
-        assert!(
-            text.contains(
-                r#"pgw_janitor_discovery_refused_total{namespace="monitoring",policy="nightly"} 1"#
-            ),
-            "{text}"
-        );
-        assert!(!text.contains("127.0.0.1"), "no address in a label");
-    }
-
-    #[test]
-    fn reloads_are_shown_only_once_there_was_one() {
-        let m = Metrics::new();
-        assert!(!m.encode().contains("config_last_reload"));
-        m.record_reload(true, 1.7e9);
-        m.record_reload(false, 1.8e9);
-        let text = m.encode();
-        // An empty label set is written `{}`, which OpenMetrics and Prometheus accept.
-        assert!(
-            text.contains("pgw_janitor_config_last_reload_successful{} 0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("pgw_janitor_config_last_reload_success_timestamp_seconds{} 1700000000")
-        );
-    }
-
-    #[test]
-    fn a_failed_replica_does_not_update_last_success() {
-        let m = Metrics::new();
-        m.record_sweep(&policy(), &report(&[], true), 1.7e9);
-        let text = m.encode();
-        assert!(!text.contains("last_success_timestamp_seconds{"), "{text}");
-        assert!(text.contains(
-            r#"pgw_janitor_replicas{namespace="monitoring",policy="nightly",state="failed"} 1"#
-        ));
-        assert!(text.contains(r#"result="replica_failed""#));
-    }
-
-    #[test]
-    fn dry_runs_count_would_delete_and_forget_removes_gauges() {
-        let m = Metrics::new();
-        m.record_sweep(&policy(), &report(&[Outcome::WouldDelete], false), 1.0);
-        assert!(m.encode().contains(r#"pgw_janitor_groups_would_delete_total{namespace="monitoring",policy="nightly",reason="expired"} 1"#));
-        m.forget(&policy());
-        assert!(!m.encode().contains("last_success_timestamp_seconds{"));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -7,7 +7,9 @@ Kubernetes version (kubernetes-validate, strict: unknown fields are errors) and 
 PushgatewayRetention against the CRD's own schema, then asserts what the chart promises: least
 privilege without wildcards, the restricted security context, probes on the declared port, leader
 election and a PodDisruptionBudget exactly with more than one replica, the CRD identical to the
-generated one, no controller in cronjob mode, and a values schema that refuses mistakes.
+generated one, no controller in cronjob mode, the PrometheusRule with the groups of the rule file
+(its spec checked by `promtool check rules`), the dashboard ConfigMap holding the repository's
+dashboard byte for byte under the sidecar's label, and a values schema that refuses mistakes.
 
 Run: .venv/bin/python tests/chart/check_chart.py   (packages: tests/requirements.txt)
 Prints one line per check, then `N passed, N failed`; exits 1 when a check failed.
@@ -16,7 +18,10 @@ Prints one line per check, then `N passed, N failed`; exits 1 when a check faile
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -32,6 +37,10 @@ VALUES_DIR = Path(__file__).resolve().parent / "values"
 CRD_FILE = "pushgatewayretentions.pgw-janitor.dev.yaml"
 CRD_SOURCE = ROOT / "crds" / CRD_FILE
 CRD_COPY = CHART / "files" / CRD_FILE
+RULES_FILE = "pgw-janitor-rules.yaml"
+RULES_SOURCE = ROOT / "deploy" / "prometheus" / RULES_FILE
+DASHBOARD_FILE = "pgw-janitor-dashboard.json"
+DASHBOARD_SOURCE = ROOT / "deploy" / "grafana" / DASHBOARD_FILE
 
 KUBE_VERSION = "1.33.0"
 RELEASE = "pgw-janitor"
@@ -39,7 +48,8 @@ NAMESPACE = "monitoring"
 USER = 65532
 METRICS_PORT = "http-metrics"
 # Kinds kubernetes-validate has no schema for. PushgatewayRetention is checked against our CRD.
-NO_SCHEMA = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# The PrometheusRule is checked by structure against the rule file and by promtool.
+NO_SCHEMA = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 RBAC_ROLE_KINDS = {"Role", "ClusterRole"}
 RBAC_KINDS = RBAC_ROLE_KINDS | {"RoleBinding", "ClusterRoleBinding"}
 LEADER_FLAG = "--leader-election"
@@ -310,6 +320,7 @@ def expect_defaults(docs: list[Doc]) -> None:
     assert [p["name"] for p in svc["spec"]["ports"]] == [METRICS_PORT], "Service port name"
     assert one(docs, "Deployment")["spec"]["strategy"]["type"] == "Recreate", "one pod at a time"
     assert not of_kind(docs, "ServiceMonitor") and not of_kind(docs, "NetworkPolicy"), "opt-in"
+    assert not of_kind(docs, "PrometheusRule") and not of_kind(docs, "ConfigMap"), "alerts, dashboard opt-in"
     assert not of_kind(docs, "CronJob"), "no CronJob in controller mode"
 
 
@@ -376,6 +387,41 @@ def expect_monitoring(docs: list[Doc]) -> None:
         assert rule["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": app}, app
 
 
+def promtool_check(spec: Doc) -> None:
+    """`promtool check rules` on a PrometheusRule's spec, which is a rule file's content."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found (Debian package prometheus)"
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump(spec, f)
+        f.flush()
+        out = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"promtool check rules: {out.stdout}{out.stderr}"
+
+
+def expect_alerts_dashboard(docs: list[Doc]) -> None:
+    rule = one(docs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1", rule["apiVersion"]
+    assert rule["metadata"]["namespace"] == NAMESPACE, "in the release namespace"
+    assert rule["metadata"]["labels"].get("release") == "prometheus", "prometheusRule.labels"
+    assert set(rule) == {"apiVersion", "kind", "metadata", "spec"} and set(rule["spec"]) == {"groups"}, \
+        f"PrometheusRule fields {sorted(rule)} {sorted(rule['spec'])}"
+    source = yaml.safe_load(RULES_SOURCE.read_text())
+    assert rule["spec"]["groups"] == source["groups"], f"spec.groups differ from deploy/prometheus/{RULES_FILE}"
+    for group in rule["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules", "limit"}, f"group fields {sorted(group)}"
+        for r in group["rules"]:
+            assert ("alert" in r) != ("record" in r) and isinstance(r.get("expr"), str), f"rule {r}"
+            assert set(r) <= {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}, \
+                f"rule fields {sorted(r)}"
+    promtool_check(rule["spec"])
+    cm = one(docs, "ConfigMap")
+    assert cm["metadata"]["namespace"] == NAMESPACE, "in the release namespace by default"
+    assert cm["metadata"]["labels"].get("grafana_dashboard") == "1", "the sidecar's default label"
+    assert cm["metadata"].get("annotations") == {"grafana_folder": "Pushgateway"}, "annotations"
+    assert cm["data"] == {DASHBOARD_FILE: DASHBOARD_SOURCE.read_text()}, \
+        f"the ConfigMap does not hold deploy/grafana/{DASHBOARD_FILE} as is"
+
+
 def expect_policies(docs: list[Doc], values: dict[str, Any]) -> None:
     policies = of_kind(docs, "PushgatewayRetention")
     assert len(policies) == len(values["policies"]), f"{len(policies)} policies rendered"
@@ -416,6 +462,7 @@ EXPECT: dict[str, Callable[[list[Doc], dict[str, Any]], None]] = {
     "monitoring": lambda docs, _: expect_monitoring(docs),
     "policies": expect_policies,
     "ha": lambda docs, _: expect_ha(docs),
+    "alerts-dashboard": lambda docs, _: expect_alerts_dashboard(docs),
 }
 
 # Values the schema must refuse: a render with them must fail on the values, naming the key.
@@ -428,6 +475,9 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("two watchNamespaces", {"watchNamespaces": ["team-a", "team-b"]}, "watchNamespaces"),
     ("minTtl without a unit", {"minTtl": "60"}, "minTtl"),
     ("a policy without a spec", {"policies": [{"name": "p"}]}, "spec"),
+    ("an unknown prometheusRule key", {"prometheusRule": {"enable": True}}, "enable"),
+    ("a dashboard label value that is a number", {"grafanaDashboard": {"labelValue": 1}}, "labelValue"),
+    ("a dashboard label key with a space", {"grafanaDashboard": {"label": "grafana dashboard"}}, "label"),
 ]
 
 # Values the schema accepts but a template refuses, with a message.
@@ -453,6 +503,17 @@ def main() -> int:
         )
 
     checks.check(f"chart: files/{CRD_FILE} is a byte-identical copy of crds/{CRD_FILE}", crd_copy_identical)
+
+    for source in (RULES_SOURCE, DASHBOARD_SOURCE):
+        def copy_identical(source: Path = source) -> None:
+            copy = CHART / "files" / source.name
+            assert copy.read_bytes() == source.read_bytes(), (
+                f"charts/pushgateway-janitor/files/{source.name} differs from {source.relative_to(ROOT)}; "
+                f"refresh it: cp {source.relative_to(ROOT)} charts/pushgateway-janitor/files/"
+            )
+
+        checks.check(f"chart: files/{source.name} is a byte-identical copy of {source.relative_to(ROOT)}",
+                     copy_identical)
 
     crd = yaml.safe_load(CRD_SOURCE.read_text())
     value_files = sorted(VALUES_DIR.glob("*.yaml"))
@@ -513,6 +574,18 @@ def main() -> int:
             assert "helm.sh/resource-policy" not in crd_doc["metadata"].get("annotations", {}), "keep off"
 
         checks.check("crds.install false: no CRD; crds.keep false: no keep annotation", no_crd)
+
+        def dashboard_label_and_namespace() -> None:
+            docs = render(chart, {"grafanaDashboard": {"enabled": True, "label": "example.com/dashboard",
+                                                       "labelValue": "pgw", "namespace": "grafana"}})
+            cm = one(docs, "ConfigMap")
+            assert cm["metadata"]["labels"].get("example.com/dashboard") == "pgw", cm["metadata"]["labels"]
+            assert "grafana_dashboard" not in cm["metadata"]["labels"], "the default label replaced"
+            assert cm["metadata"]["namespace"] == "grafana", "grafanaDashboard.namespace"
+            validate(cm, crd)
+            assert not of_kind(docs, "PrometheusRule"), "rules stay off"
+
+        checks.check("grafanaDashboard: label key, value and namespace configurable", dashboard_label_and_namespace)
 
         def typo_policy_refused() -> None:
             bad = {"apiVersion": "pgw-janitor.dev/v1alpha1", "kind": "PushgatewayRetention",

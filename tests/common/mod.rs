@@ -28,7 +28,7 @@ mod fault;
 mod gateway;
 pub mod k8s;
 mod nginx;
-mod process;
+pub mod process;
 mod prometheus;
 pub mod pusher;
 pub mod run;
