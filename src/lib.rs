@@ -25,5 +25,6 @@ pub mod selector;
 pub mod server;
 pub mod sweep;
 pub mod telemetry;
+pub mod validate;
 
 pub use error::{Error, Result};

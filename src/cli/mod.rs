@@ -4,6 +4,7 @@ pub mod controller;
 pub mod crd;
 pub mod run;
 pub mod sweep;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,9 @@ pub enum Command {
     /// Enforce PushgatewayRetention policies from files, without a cluster: a loop per policy
     /// (or one sweep each with `--once`), with /livez, /readyz and /metrics.
     Run(Box<run::RunArgs>),
+    /// Check PushgatewayRetention policy files offline (schema, CEL rules, the janitor's own
+    /// checks): exit 0 when all are valid, 2 otherwise. No cluster, no network.
+    Validate(validate::ValidateArgs),
     /// Print the PushgatewayRetention CustomResourceDefinition (YAML).
     Crd,
     /// Run the Kubernetes controller: sweep every PushgatewayRetention on its cadence.
