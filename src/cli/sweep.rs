@@ -410,6 +410,7 @@ impl SweepArgs {
         };
         let t = &self.tuning;
         let sweep = Sweep {
+            name: "cli".into(),
             policy,
             limits: Limits {
                 max_deletions: self.max_deletions,
@@ -460,7 +461,7 @@ impl SweepPlan {
     pub async fn run(&self) -> SweepReport {
         match self.discover().await {
             Ok(found) => {
-                tracing::info!(
+                tracing::debug!(
                     replicas = found.replicas.len(),
                     refused = found.refused.len(),
                     "replicas found"
