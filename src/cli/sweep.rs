@@ -44,6 +44,46 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Delete nothing; report what would go.
+    #[arg(long, env = "PGW_JANITOR_DRY_RUN", help_heading = "Guards")]
+    pub dry_run: bool,
+    /// Abort before the first delete when the plan deletes more groups than this.
+    #[arg(long, env = "PGW_JANITOR_MAX_DELETIONS", help_heading = "Guards")]
+    pub max_deletions: Option<u64>,
+    /// Abort before the first delete when the plan deletes more than this percent of the groups seen.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_MAX_DELETIONS_PERCENT",
+        help_heading = "Guards"
+    )]
+    pub max_deletions_percent: Option<f64>,
+
+    /// Report format on stdout.
+    #[arg(
+        long,
+        env = "PGW_JANITOR_OUTPUT",
+        value_enum,
+        default_value = "table",
+        help_heading = "Output"
+    )]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub prometheus_auth: PrometheusAuthArgs,
+    #[command(flatten)]
+    pub gateway_auth: GatewayAuthArgs,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+/// Which replicas: the flags `sweep` and `inspect` share.
+#[derive(Debug, Args)]
+pub struct ReplicaArgs {
     /// Prometheus base URL; the replicas are the targets of `up{job="<--job>"}`, whatever their `up`.
     #[arg(
         long,
@@ -125,7 +165,11 @@ pub struct SweepArgs {
         help_heading = "Replicas"
     )]
     pub gateway: Vec<String>,
+}
 
+/// A policy given as flags: `sweep`'s, and `inspect`'s "what would it do".
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
     /// Delete groups older than this on their own replica's clock (`90s`, `1h30m`, `7d`).
     #[arg(long, env = "PGW_JANITOR_TTL", value_parser = parse_duration, help_heading = "Policy")]
     pub ttl: Option<Duration>,
@@ -169,37 +213,6 @@ pub struct SweepArgs {
     /// With `--action wipe`: wipe a replica only when every selected group on it is stale.
     #[arg(long, env = "PGW_JANITOR_ONLY_IF_ALL_STALE", help_heading = "Policy")]
     pub only_if_all_stale: bool,
-
-    /// Delete nothing; report what would go.
-    #[arg(long, env = "PGW_JANITOR_DRY_RUN", help_heading = "Guards")]
-    pub dry_run: bool,
-    /// Abort before the first delete when the plan deletes more groups than this.
-    #[arg(long, env = "PGW_JANITOR_MAX_DELETIONS", help_heading = "Guards")]
-    pub max_deletions: Option<u64>,
-    /// Abort before the first delete when the plan deletes more than this percent of the groups seen.
-    #[arg(
-        long,
-        env = "PGW_JANITOR_MAX_DELETIONS_PERCENT",
-        help_heading = "Guards"
-    )]
-    pub max_deletions_percent: Option<f64>,
-
-    /// Report format on stdout.
-    #[arg(
-        long,
-        env = "PGW_JANITOR_OUTPUT",
-        value_enum,
-        default_value = "table",
-        help_heading = "Output"
-    )]
-    pub output: OutputFormat,
-
-    #[command(flatten)]
-    pub prometheus_auth: PrometheusAuthArgs,
-    #[command(flatten)]
-    pub gateway_auth: GatewayAuthArgs,
-    #[command(flatten)]
-    pub tuning: TuningArgs,
 }
 
 #[derive(Debug, Args)]
@@ -290,19 +303,24 @@ impl TuningArgs {
     }
 }
 
-/// Everything `sweep` needs, checked: building it touches nothing remote.
-pub struct SweepPlan {
-    pub sweep: Sweep,
+/// The replicas and the clients to reach them, checked: building it touches nothing remote.
+pub struct ReplicaAccess {
     pub source: SourceSpec,
     pub prometheus_http: reqwest::Client,
     pub gateway_http: reqwest::Client,
     pub prometheus_timeout: Duration,
 }
 
-impl SweepArgs {
-    /// Turns flags into a validated configuration, or says what is wrong and where.
-    pub fn build(&self) -> Result<SweepPlan> {
-        let source = match (&self.prometheus, self.gateway.is_empty()) {
+/// Everything `sweep` needs, checked: building it touches nothing remote.
+pub struct SweepPlan {
+    pub sweep: Sweep,
+    pub access: ReplicaAccess,
+}
+
+impl ReplicaArgs {
+    /// Where the replicas are, checked.
+    pub fn source(&self) -> Result<SourceSpec> {
+        Ok(match (&self.prometheus, self.gateway.is_empty()) {
             (Some(url), true) => {
                 let job = self.job.clone().unwrap_or_default();
                 if job.is_empty() {
@@ -360,7 +378,59 @@ impl SweepArgs {
                     "give --prometheus URL --job NAME, or --gateway URL (repeatable)",
                 ))
             }
-        };
+        })
+    }
+
+    /// The source and its clients, with the auth and tuning flags.
+    pub fn access(
+        &self,
+        p: &PrometheusAuthArgs,
+        g: &GatewayAuthArgs,
+        t: &TuningArgs,
+    ) -> Result<ReplicaAccess> {
+        ReplicaAccess::new(self.source()?, p, g, t)
+    }
+}
+
+impl ReplicaAccess {
+    /// `source` with clients built from the auth and tuning flags.
+    pub fn new(
+        source: SourceSpec,
+        p: &PrometheusAuthArgs,
+        g: &GatewayAuthArgs,
+        t: &TuningArgs,
+    ) -> Result<ReplicaAccess> {
+        let prometheus_auth = HttpAuthFiles {
+            basic_user: p.prometheus_basic_user.clone(),
+            basic_password_file: p.prometheus_password_file.clone(),
+            bearer_token_file: p.prometheus_bearer_token_file.clone(),
+            ca_file: p.prometheus_ca_file.clone(),
+            cert_file: p.prometheus_cert_file.clone(),
+            key_file: p.prometheus_key_file.clone(),
+        }
+        .load("prometheus")?;
+        let gateway_auth = HttpAuthFiles {
+            basic_user: g.gateway_basic_user.clone(),
+            basic_password_file: g.gateway_password_file.clone(),
+            bearer_token_file: g.gateway_bearer_token_file.clone(),
+            ca_file: g.gateway_ca_file.clone(),
+            cert_file: g.gateway_cert_file.clone(),
+            key_file: g.gateway_key_file.clone(),
+        }
+        .load("gateway")?;
+        let connect = t.request_timeout.min(Duration::from_secs(10));
+        Ok(ReplicaAccess {
+            source,
+            prometheus_http: build_client("prometheus", &prometheus_auth, connect)?,
+            gateway_http: build_client("gateway", &gateway_auth, connect)?,
+            prometheus_timeout: t.prometheus_timeout,
+        })
+    }
+}
+
+impl PolicyArgs {
+    /// The policy the flags give, checked.
+    pub fn to_policy(&self) -> Result<Policy> {
         let action = match self.action {
             ActionArg::Delete => {
                 if self.only_if_all_stale {
@@ -399,7 +469,7 @@ impl SweepArgs {
                 "only bounds --ttl-from-metric, which is not set",
             ));
         }
-        let policy = Policy {
+        Ok(Policy {
             ttl,
             selector: self.selector.clone(),
             superseded_grace: (!self.no_superseded).then_some(self.superseded_grace),
@@ -407,7 +477,16 @@ impl SweepArgs {
             min_ttl: self.min_ttl,
             max_ttl: self.max_ttl,
             action,
-        };
+        })
+    }
+}
+
+impl SweepArgs {
+    /// Turns flags into a validated configuration, or says what is wrong and where.
+    pub fn build(&self) -> Result<SweepPlan> {
+        // Replicas first, then the policy: the order the errors came in before the split.
+        let source = self.replicas.source()?;
+        let policy = self.policy.to_policy()?;
         let t = &self.tuning;
         let sweep = Sweep {
             name: "cli".into(),
@@ -420,42 +499,27 @@ impl SweepArgs {
             tuning: t.to_tuning(),
         };
         sweep.validate()?;
-        let p = &self.prometheus_auth;
-        let prometheus_auth = HttpAuthFiles {
-            basic_user: p.prometheus_basic_user.clone(),
-            basic_password_file: p.prometheus_password_file.clone(),
-            bearer_token_file: p.prometheus_bearer_token_file.clone(),
-            ca_file: p.prometheus_ca_file.clone(),
-            cert_file: p.prometheus_cert_file.clone(),
-            key_file: p.prometheus_key_file.clone(),
-        }
-        .load("prometheus")?;
-        let g = &self.gateway_auth;
-        let gateway_auth = HttpAuthFiles {
-            basic_user: g.gateway_basic_user.clone(),
-            basic_password_file: g.gateway_password_file.clone(),
-            bearer_token_file: g.gateway_bearer_token_file.clone(),
-            ca_file: g.gateway_ca_file.clone(),
-            cert_file: g.gateway_cert_file.clone(),
-            key_file: g.gateway_key_file.clone(),
-        }
-        .load("gateway")?;
-        let connect = t.request_timeout.min(Duration::from_secs(10));
-        Ok(SweepPlan {
-            sweep,
+        let access = ReplicaAccess::new(
             source,
-            prometheus_http: build_client("prometheus", &prometheus_auth, connect)?,
-            gateway_http: build_client("gateway", &gateway_auth, connect)?,
-            prometheus_timeout: t.prometheus_timeout,
-        })
+            &self.prometheus_auth,
+            &self.gateway_auth,
+            &self.tuning,
+        )?;
+        Ok(SweepPlan { sweep, access })
+    }
+}
+
+impl ReplicaAccess {
+    pub async fn discover(&self) -> Result<Discovered> {
+        self.source
+            .discover_without_cluster(&self.prometheus_http, self.prometheus_timeout)
+            .await
     }
 }
 
 impl SweepPlan {
     pub async fn discover(&self) -> Result<Discovered> {
-        self.source
-            .discover_without_cluster(&self.prometheus_http, self.prometheus_timeout)
-            .await
+        self.access.discover().await
     }
 
     pub async fn run(&self) -> SweepReport {
@@ -466,7 +530,7 @@ impl SweepPlan {
                     refused = found.refused.len(),
                     "replicas found"
                 );
-                sweep::run(&self.sweep, &self.gateway_http, found).await
+                sweep::run(&self.sweep, &self.access.gateway_http, found).await
             }
             Err(e) => {
                 tracing::error!(error = %e, "discovery failed");
