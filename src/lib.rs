@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod guard;
 pub mod http;
+pub mod inspect;
 pub mod k8s;
 pub mod metrics;
 pub mod model;

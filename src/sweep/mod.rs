@@ -132,7 +132,7 @@ pub(crate) struct Read {
     pub seconds: f64,
 }
 
-async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
+pub(crate) async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
     let started = Instant::now();
     // The status comes first: it tells how the replica reads label names in a path, which decides
     // which of its groups can be addressed (read status → snapshot knows the naming → act encodes).
