@@ -39,7 +39,7 @@ fn each_broken_policy_gets_its_check_field_and_message() {
         (policy("  static:\n    urls: []\n  ttl: 6h\n"), Check::Schema, Some("spec.static.urls"), "at least 1 item"),
         (policy("  prometheus:\n    url: http://p:9090\n  ttl: 6h\n"), Check::Schema, Some("spec.prometheus.job"), "is required"),
         (policy(&format!("{urls}  ttl: 6h\n  maxDeletions:\n    percent: 150\n")), Check::Schema, Some("spec.maxDeletions.percent"), "at most 100"),
-        (format!("{HEAD}"), Check::Schema, Some("spec"), "is required"),
+        (HEAD.to_string(), Check::Schema, Some("spec"), "is required"),
         // CEL: the rules the API server runs.
         (policy("  ttl: 6h\n"), Check::Cel, None, "set exactly one gateway source"),
         (policy(urls), Check::Cel, None, "ttl is required when action is DeleteGroups"),
