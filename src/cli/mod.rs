@@ -3,6 +3,7 @@
 pub mod controller;
 pub mod crd;
 pub mod inspect;
+pub mod replicas;
 pub mod run;
 pub mod sweep;
 pub mod validate;
