@@ -11,6 +11,7 @@
 #
 # Environment:
 #   DEMO_SKIP_SWEEP=1  set everything up and show it, but skip building and running the janitor.
+#   DEMO_JANITOR=PATH  run this janitor binary instead of building a release one (used by tests).
 #   DEMO_KEEP_DIR=1    keep the temp dir (logs, Prometheus config) after exit.
 #   DEMO_NO_INSTALL=1  fail instead of running apt-get when something is missing (used by tests).
 set -euo pipefail
@@ -38,8 +39,10 @@ if ((${#missing[@]})); then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-JANITOR=""
-if [[ "${DEMO_SKIP_SWEEP:-}" != 1 ]]; then
+JANITOR="${DEMO_JANITOR:-}"
+if [[ -n "$JANITOR" ]]; then
+    [[ -x "$JANITOR" ]] || die "DEMO_JANITOR=$JANITOR is not an executable"
+elif [[ "${DEMO_SKIP_SWEEP:-}" != 1 ]]; then
     command -v cargo >/dev/null || die "cargo not found: install Rust from https://rustup.rs"
     say "Building pushgateway-janitor (cargo build --release)"
     (cd "$REPO" && cargo build --release)

@@ -12,7 +12,8 @@ async fn main() {
     // explicitly means no client can panic for want of one.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    if let Err(e) = telemetry::init(cli.log_format, &cli.log_level) {
+    pushgateway_janitor::progress::set_log_interval(cli.progress_interval);
+    if let Err(e) = telemetry::init(cli.log_format, &cli.log_level, cli.quiet) {
         eprintln!("error: {e}");
         std::process::exit(exit::USAGE);
     }

@@ -61,6 +61,10 @@ pub struct Metrics {
     guard_trips: Family<PolicyLabels, Counter>,
     discovery_refused: Family<PolicyLabels, Counter>,
     reconcile_errors: Family<CategoryLabels, Counter>,
+    // No labels; a family, so the series exist only once `run` has loaded its policies (the
+    // controller has no configuration files and shows none).
+    reload_ok: Family<Vec<(String, String)>, Gauge>,
+    reload_success_time: Family<Vec<(String, String)>, FloatGauge>,
 }
 
 impl Default for Metrics {
@@ -86,6 +90,8 @@ impl Metrics {
             guard_trips: Family::default(),
             discovery_refused: Family::default(),
             reconcile_errors: Family::default(),
+            reload_ok: Family::default(),
+            reload_success_time: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +144,17 @@ impl Metrics {
             "Replica candidates discovery refused and never contacted: up series with no scrape \
              target behind them (pushed up samples), addresses outside the allow-list",
             m.discovery_refused.clone(),
+        );
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last load of the policy files succeeded (run --policies), as Prometheus \
+             names it",
+            m.reload_ok.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of the policy files (run --policies)",
+            m.reload_success_time.clone(),
         );
         registry.register(
             "reconcile_errors",
@@ -248,6 +265,14 @@ impl Metrics {
                 category: category.to_string(),
             })
             .inc();
+    }
+
+    /// One load of the policy files: whether it succeeded, at Unix time `now`.
+    pub fn record_reload(&self, ok: bool, now: f64) {
+        self.reload_ok.get_or_create(&vec![]).set(i64::from(ok));
+        if ok {
+            self.reload_success_time.get_or_create(&vec![]).set(now);
+        }
     }
 
     /// A deleted policy: its gauges go, so no stale "last success" lingers.
@@ -376,6 +401,23 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("127.0.0.1"), "no address in a label");
+    }
+
+    #[test]
+    fn reloads_are_shown_only_once_there_was_one() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("config_last_reload"));
+        m.record_reload(true, 1.7e9);
+        m.record_reload(false, 1.8e9);
+        let text = m.encode();
+        // An empty label set is written `{}`, which OpenMetrics and Prometheus accept.
+        assert!(
+            text.contains("pgw_janitor_config_last_reload_successful{} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgw_janitor_config_last_reload_success_timestamp_seconds{} 1700000000")
+        );
     }
 
     #[test]

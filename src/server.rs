@@ -1,4 +1,5 @@
-//! `/livez`, `/readyz` and `/metrics` for the long-running front doors (`controller`, `run`).
+//! `/livez`, `/readyz` and `/metrics` for the long-running front doors (`controller`, `run`), and
+//! `POST /-/reload` for `run`, as Prometheus has it.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -8,10 +9,15 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::metrics::Metrics;
+
+/// Asks the owner of the configuration to reload it; the answer says whether it worked, and how.
+pub type ReloadRequests = mpsc::Sender<oneshot::Sender<(bool, String)>>;
 use crate::{Error, Result};
 
 /// Readiness: ready once the first watch event (or, for `run`, the policies) arrived, and not
@@ -44,14 +50,42 @@ impl Health {
 struct AppState {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    reload: Option<ReloadRequests>,
 }
 
-pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
+pub fn router(
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    reload: Option<ReloadRequests>,
+) -> Router {
+    let mut router = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_handler))
-        .with_state(AppState { health, metrics })
+        .route("/metrics", get(metrics_handler));
+    if reload.is_some() {
+        router = router.route("/-/reload", post(reload_handler));
+    }
+    router.with_state(AppState {
+        health,
+        metrics,
+        reload,
+    })
+}
+
+/// 200 with what was loaded, or 500 with every problem (the last good policies stay in force).
+async fn reload_handler(State(state): State<AppState>) -> impl IntoResponse {
+    let Some(requests) = state.reload else {
+        return (StatusCode::NOT_FOUND, "no reload here".to_string());
+    };
+    let (tx, rx) = oneshot::channel();
+    if requests.send(tx).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string());
+    }
+    match rx.await {
+        Ok((true, text)) => (StatusCode::OK, text),
+        Ok((false, text)) => (StatusCode::INTERNAL_SERVER_ERROR, text),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string()),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -80,6 +114,7 @@ pub async fn bind(
     addr: SocketAddr,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    reload: Option<ReloadRequests>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -88,7 +123,7 @@ pub async fn bind(
     let local = listener
         .local_addr()
         .map_err(|e| Error::config("--listen", e.to_string()))?;
-    let app = router(health, metrics);
+    let app = router(health, metrics, reload);
     Ok((
         local,
         axum::serve(listener, app)
@@ -114,6 +149,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             health.clone(),
             Arc::new(Metrics::new()),
+            None,
             async {
                 let _ = rx.await;
             },

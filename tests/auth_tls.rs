@@ -62,21 +62,18 @@ fn write(dir: &Path, name: &str, content: &str) -> String {
 }
 
 fn sweep(args: &[&str]) -> (i32, String, String) {
-    let out = janitor()
-        .arg("sweep")
-        .args(args)
-        .args([
-            "--ttl",
-            "1s",
-            "--min-ttl",
-            "1s",
-            "--output",
-            "json",
-            "--request-timeout",
-            "5s",
-        ])
-        .output()
-        .unwrap();
+    let mut cmd = janitor();
+    cmd.arg("sweep").args(args).args([
+        "--ttl",
+        "1s",
+        "--min-ttl",
+        "1s",
+        "--output",
+        "json",
+        "--request-timeout",
+        "5s",
+    ]);
+    let out = common::run_bounded(cmd, std::time::Duration::from_secs(120));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),

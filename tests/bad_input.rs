@@ -4,17 +4,18 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{janitor, sleep_past, Fault, FaultServer, GatewayOpts, TestGateway};
 use serde_json::Value;
 
 /// Runs `sweep` with `args` against `gw` and returns the exit code and stderr.
 fn refused(gw: &TestGateway, args: &[&str]) -> (i32, String) {
-    let out = janitor()
-        .arg("sweep")
+    let mut cmd = janitor();
+    cmd.arg("sweep")
         .args(["--gateway", &gw.base_url])
-        .args(args)
-        .output()
-        .expect("janitor runs");
+        .args(args);
+    let out = common::run_bounded(cmd, Duration::from_secs(60));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).to_string(),
@@ -116,19 +117,16 @@ async fn bad_flags_are_refused_with_exit_2_before_anything_is_touched() {
 }
 
 fn sweep_json(args: &[&str]) -> (i32, Value) {
-    let out = janitor()
-        .arg("sweep")
-        .args(args)
-        .args([
-            "--output",
-            "json",
-            "--min-ttl",
-            "1s",
-            "--request-timeout",
-            "3s",
-        ])
-        .output()
-        .expect("janitor runs");
+    let mut cmd = janitor();
+    cmd.arg("sweep").args(args).args([
+        "--output",
+        "json",
+        "--min-ttl",
+        "1s",
+        "--request-timeout",
+        "3s",
+    ]);
+    let out = common::run_bounded(cmd, Duration::from_secs(120));
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), report)
 }

@@ -8,7 +8,9 @@ mod common;
 const FILE: &str = "pushgatewayretentions.pgw-janitor.dev.yaml";
 
 fn generated() -> String {
-    let out = common::janitor().arg("crd").output().expect("janitor runs");
+    let mut cmd = common::janitor();
+    cmd.arg("crd");
+    let out = common::run_bounded(cmd, std::time::Duration::from_secs(60));
     assert!(out.status.success());
     String::from_utf8(out.stdout).expect("utf-8")
 }

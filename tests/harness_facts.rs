@@ -268,13 +268,12 @@ async fn fault_server_produces_each_fault_and_stops_on_drop() {
     assert!(err.is_timeout(), "{err}");
 
     // Both hanging servers still hold a connection open; drop must not wait out the hang.
-    let started = std::time::Instant::now();
-    drop((garbage, truncated, mid, before));
-    assert!(started.elapsed() < Duration::from_secs(10));
-}
-
-#[test]
-fn janitor_binary_is_built_for_integration_tests() {
-    let status = common::janitor().arg("--help").output();
-    assert!(status.is_ok(), "the binary can be spawned: {status:?}");
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop((garbage, truncated, mid, before));
+        let _ = done.send(());
+    });
+    dropped
+        .recv_timeout(Duration::from_secs(30))
+        .expect("dropping the fault servers does not wait out their hang");
 }

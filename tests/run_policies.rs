@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, janitor, sleep_past, GatewayOpts, TestGateway, TestPrometheus};
+use common::{free_port, janitor, sleep_past, GatewayOpts, TestGateway, TestNginx, TestPrometheus};
 use serde_json::Value;
 
 /// Longest a `--once` run may take: a few sweeps of a local replica.
@@ -18,11 +18,14 @@ const ONCE: Duration = Duration::from_secs(60);
 
 /// A policy document with a static source, a 2s TTL and the 1s floor these tests run with.
 fn static_policy(namespace: &str, name: &str, gw: &TestGateway, extra: &str) -> String {
+    static_policy_at(namespace, name, &gw.base_url, extra)
+}
+
+fn static_policy_at(namespace: &str, name: &str, url: &str, extra: &str) -> String {
     format!(
         "apiVersion: pgw-janitor.dev/v1alpha1\nkind: PushgatewayRetention\nmetadata:\n  \
-         name: {name}\n  namespace: {namespace}\nspec:\n  static:\n    urls: [\"{}\"]\n  \
-         ttl: 2s\n  minTtl: 1s\n{extra}",
-        gw.base_url
+         name: {name}\n  namespace: {namespace}\nspec:\n  static:\n    urls: [\"{url}\"]\n  \
+         ttl: 2s\n  minTtl: 1s\n{extra}"
     )
 }
 
@@ -170,7 +173,11 @@ async fn once_runs_the_valid_policies_of_a_directory_and_reports_the_others_by_f
         "json",
     ]);
 
-    assert_eq!(out.code, 0, "the valid policy's result:\n{}", out.stderr);
+    assert_eq!(
+        out.code, 2,
+        "the valid policy ran, and the refused ones make it exit 2:\n{}",
+        out.stderr
+    );
     let reports = out.json();
     assert_eq!(
         reports.len(),
@@ -375,6 +382,19 @@ async fn a_dry_run_policy_deletes_nothing_and_reports_what_would_go() {
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_read_from_the_secrets_dir_and_a_missing_one_names_its_field() {
     let gw = TestGateway::start(GatewayOpts::default());
+    // The gateway has no bearer auth of its own: nginx in front of it enforces the token, so a
+    // token that was only read and never sent would fail the run.
+    let front = TestNginx::start(
+        "",
+        &format!(
+            "location / {{\n      if ($http_authorization != \"Bearer s3cret\") {{ return 401; }}\n      \
+             proxy_pass http://{};\n    }}",
+            gw.address()
+        ),
+    );
+    let url = format!("{}/", front.url);
+    let unauthenticated = reqwest::get(format!("{url}api/v1/metrics")).await.unwrap();
+    assert_eq!(unauthenticated.status(), 401, "nginx enforces the token");
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir_all(secrets.join("gw-token")).unwrap();
@@ -390,12 +410,12 @@ async fn secrets_are_read_from_the_secrets_dir_and_a_missing_one_names_its_field
     write(
         &policies,
         "a.yaml",
-        &static_policy("default", "token-found", &gw, &auth("gw-token")),
+        &static_policy_at("default", "token-found", &url, &auth("gw-token")),
     );
     write(
         &policies,
         "b.yaml",
-        &static_policy("default", "token-missing", &gw, &auth("no-such-secret")),
+        &static_policy_at("default", "token-missing", &url, &auth("no-such-secret")),
     );
     gw.push(&[("job", "with-auth")], "x 1\n").await;
     sleep_past(2.0).await;
@@ -412,7 +432,6 @@ async fn secrets_are_read_from_the_secrets_dir_and_a_missing_one_names_its_field
         "--output",
         "json",
     ]);
-    // The gateway ignores the Authorization header: the run proves the token file was read.
     let found = out.report("token-found");
     assert_eq!(found["summary"]["exit_code"], 0, "{found}");
     assert!(!gw.has_group(&[("job", "with-auth")]).await);

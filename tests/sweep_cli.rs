@@ -7,24 +7,24 @@
 mod common;
 
 use std::process::Output;
+use std::time::Duration;
 
-use common::{janitor, sleep_past, GatewayOpts, TestGateway, TestPrometheus};
+use common::{
+    janitor, run_bounded, sleep_past, GatewayOpts, TestGateway, TestNginx, TestPrometheus,
+};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let out: Output = janitor()
-        .arg("sweep")
-        .args(args)
-        .args([
-            "--output",
-            "json",
-            "--min-ttl",
-            "1s",
-            "--confirm-timeout",
-            "10s",
-        ])
-        .output()
-        .expect("janitor runs");
+    let mut cmd = janitor();
+    cmd.arg("sweep").args(args).args([
+        "--output",
+        "json",
+        "--min-ttl",
+        "1s",
+        "--confirm-timeout",
+        "10s",
+    ]);
+    let out: Output = run_bounded(cmd, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
@@ -499,28 +499,64 @@ async fn instances_become_urls_under_the_route_prefix() {
     assert!(gw.groups().await.is_empty());
 }
 
+/// The requests nginx proxied to the replica, in order: `METHOD PATH` without the query.
+fn proxied(front: &TestNginx) -> Vec<String> {
+    front
+        .access_log()
+        .lines()
+        .filter_map(|l| l.split('"').nth(1))
+        .filter_map(|req| {
+            let mut parts = req.split(' ');
+            let method = parts.next()?;
+            let path = parts.next()?.split('?').next()?;
+            Some(format!("{method} {path}"))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn an_old_plan_is_remade_from_a_fresh_read_before_deleting() {
     let gw = TestGateway::start(GatewayOpts::default());
+    // nginx in front of the replica records every request the janitor sends, in order.
+    let front = TestNginx::start(
+        "",
+        &format!("location / {{ proxy_pass http://{}; }}", gw.address()),
+    );
+    let base = format!("{}/", front.url);
     gw.push(&[("job", "old")], "x 1\n").await;
     sleep_past(2.0).await;
-    // --replan-after 0s: every plan counts as old, so the replica is re-read before deleting.
-    let (code, report, stderr) = run(&[
-        "--gateway",
-        &gw.base_url,
-        "--ttl",
-        "2s",
-        "--replan-after",
-        "0s",
-    ]);
+    let reads_before_delete = |requests: &[String]| {
+        let first_delete = requests
+            .iter()
+            .position(|r| r.starts_with("DELETE "))
+            .unwrap_or_else(|| panic!("no DELETE sent: {requests:?}"));
+        requests[..first_delete]
+            .iter()
+            .filter(|r| *r == "GET /api/v1/metrics")
+            .count()
+    };
+
+    // A fresh plan is acted on as it is: one read, then the DELETE.
+    let (code, report, stderr) = run(&["--gateway", &base, "--ttl", "2s"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["replicas"][0]["replanned"], false);
+    let requests = proxied(&front);
+    assert_eq!(reads_before_delete(&requests), 1, "{requests:?}");
+
+    // --replan-after 0s: every plan counts as old, so the replica is read again and the plan
+    // re-made before the first DELETE.
+    gw.push(&[("job", "old")], "x 1\n").await;
+    sleep_past(2.0).await;
+    let seen = requests.len();
+    let (code, report, stderr) = run(&["--gateway", &base, "--ttl", "2s", "--replan-after", "0s"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["replicas"][0]["replanned"], true);
     assert_eq!(report["summary"]["deleted"], 1);
+    let requests = proxied(&front)[seen..].to_vec();
+    assert_eq!(reads_before_delete(&requests), 2, "{requests:?}");
     assert!(
-        report["replicas"][0]["max_delete_window_seconds"]
-            .as_f64()
-            .unwrap()
-            >= 0.0
+        report["replicas"][0]["max_delete_window_seconds"].is_number(),
+        "{report:#}"
     );
     assert!(gw.groups().await.is_empty());
 }

@@ -8,8 +8,11 @@ pub mod run;
 pub mod sweep;
 pub mod validate;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 
+use crate::duration::parse_duration;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -36,6 +39,12 @@ pub struct Cli {
         env = "PGW_JANITOR_LOG_LEVEL"
     )]
     pub log_level: String,
+    /// No progress: neither the bar drawn on a terminal nor the progress log lines.
+    #[arg(long, global = true, env = "PGW_JANITOR_QUIET")]
+    pub quiet: bool,
+    /// How often long work (many deletes, a big replica's read) logs its progress.
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "10s", env = "PGW_JANITOR_PROGRESS_INTERVAL")]
+    pub progress_interval: Duration,
     #[command(subcommand)]
     pub command: Command,
 }

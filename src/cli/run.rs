@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Report format on stdout, with `--once`.
     #[arg(long, env = "PGW_JANITOR_OUTPUT", value_enum, default_value = "table")]
     pub output: OutputFormat,
+    /// How often to look for changed policy files (a mounted ConfigMap swapping its symlink);
+    /// `0s` turns it off. `SIGHUP` and `POST /-/reload` reload at any time.
+    #[arg(long, env = "PGW_JANITOR_RELOAD_CHECK_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    pub reload_check_interval: Duration,
     /// On SIGTERM or SIGINT, how long to let sweeps in flight finish before exiting.
     #[arg(long, env = "PGW_JANITOR_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,

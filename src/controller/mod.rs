@@ -83,6 +83,7 @@ pub async fn run(opts: Options) -> Result<()> {
         opts.listen,
         health.clone(),
         metrics.clone(),
+        None,
         server_stop.clone().cancelled_owned(),
     )
     .await?;

@@ -20,6 +20,7 @@ pub use key::{escape_name, group_path};
 
 use crate::http::redact_url;
 use crate::model::{Labels, Naming, ReplicaStatus, Snapshot};
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// How much of an error body ends up in an `Error::Status`.
@@ -74,7 +75,13 @@ impl Gateway {
             // instead of waiting on a hung replica.
             let (abort, registration) = AbortHandle::new_pair();
             let _guard = AbortOnDrop(abort);
+            let progress = Progress::start(
+                format!("read {}", redact_url(&self.base)),
+                response.content_length(),
+                "bytes",
+            );
             let body = Abortable::new(response.bytes_stream(), registration)
+                .inspect_ok(move |chunk| progress.add(chunk.len() as u64))
                 .map_err(|e| std::io::Error::other(e.without_url()));
             let parsed = read::parse_stream(body, ttl_metric, naming)
                 .await

@@ -3,6 +3,7 @@
 //! `Cadence::due` says when, `sweep::run` does the work.
 
 pub mod load;
+pub mod reload;
 mod serve;
 
 use std::path::Path;
@@ -157,6 +158,18 @@ async fn prepare(
     Ok((gateway_http, replicas))
 }
 
+/// Counts each refused policy (those whose document got as far as a name) as `spec_invalid`.
+fn record_problems(metrics: &Metrics, problems: &[Problem]) {
+    for problem in problems {
+        if let Some((namespace, name)) = problem.policy.as_deref().and_then(|p| p.split_once('/')) {
+            metrics.record_spec_invalid(&PolicyLabels {
+                namespace: namespace.into(),
+                policy: name.into(),
+            });
+        }
+    }
+}
+
 fn unix_now() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
@@ -218,13 +231,9 @@ pub async fn main(args: &RunArgs) -> i32 {
     };
     for problem in &problems {
         tracing::error!("invalid policy, not run: {problem}");
-        if let Some((namespace, name)) = problem.policy.as_deref().and_then(|p| p.split_once('/')) {
-            metrics.record_spec_invalid(&PolicyLabels {
-                namespace: namespace.into(),
-                policy: name.into(),
-            });
-        }
     }
+    record_problems(&metrics, &problems);
+    metrics.record_reload(problems.is_empty(), unix_now());
     if policies.is_empty() {
         eprintln!(
             "error: no valid PushgatewayRetention policy in {} ({} invalid)",
@@ -232,11 +241,6 @@ pub async fn main(args: &RunArgs) -> i32 {
             problems.len()
         );
         return exit::USAGE;
-    }
-    let (active, suspended): (Vec<_>, Vec<_>) =
-        policies.into_iter().partition(|p| !p.checked.suspend);
-    for p in &suspended {
-        tracing::info!(policy = %p.id(), origin = %p.origin, "suspended: not run");
     }
     let ctx = Context {
         secrets: DirSecrets {
@@ -247,9 +251,20 @@ pub async fn main(args: &RunArgs) -> i32 {
         metrics,
     };
     if args.once {
-        run_once(&ctx, &active, args.output).await
+        let (active, suspended): (Vec<_>, Vec<_>) =
+            policies.into_iter().partition(|p| !p.checked.suspend);
+        for p in &suspended {
+            tracing::info!(policy = %p.id(), origin = %p.origin, "suspended: not run");
+        }
+        let worst = run_once(&ctx, &active, args.output).await;
+        // A CronJob must show a policy that was refused, even when the valid ones went well.
+        if problems.is_empty() {
+            worst
+        } else {
+            worst.max(exit::USAGE)
+        }
     } else {
-        serve::run_forever(ctx, active, args).await
+        serve::run_forever(ctx, reload::PolicySet::from_policies(policies), args).await
     }
 }
 

@@ -1,17 +1,21 @@
-//! The long-running mode: one task per policy, `/livez` `/readyz` `/metrics`, and a graceful stop
-//! on SIGTERM or SIGINT that lets sweeps in flight finish.
+//! The long-running mode: one task per policy, `/livez` `/readyz` `/metrics` `/-/reload`, reloads
+//! on `SIGHUP`, on `POST /-/reload` and when the files change, and a graceful stop on SIGTERM or
+//! SIGINT that lets sweeps in flight finish.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use jiff::Timestamp;
-use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinSet, LocalSet};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, LocalSet};
 
-use super::{sweep_policy, Context, RunnablePolicy};
+use super::reload::{self, PolicySet, Reloaded};
+use super::{record_problems, sweep_policy, unix_now, Context, RunnablePolicy};
 use crate::cli::run::RunArgs;
+use crate::crd::PushgatewayRetentionSpec;
 use crate::report::exit;
 use crate::schedule;
 use crate::server::{self, Health};
@@ -19,11 +23,7 @@ use crate::server::{self, Health};
 /// How long the HTTP server may take to close once every policy task has ended.
 const SERVER_STOP: Duration = Duration::from_secs(5);
 
-pub(super) async fn run_forever(
-    ctx: Context,
-    policies: Vec<RunnablePolicy>,
-    args: &RunArgs,
-) -> i32 {
+pub(super) async fn run_forever(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
     // The policy loops are local tasks: rustc cannot yet prove the engine's sweep future `Send`
     // (a higher-ranked lifetime limitation in `sweep::run`), and sweeps mostly wait on the network.
     LocalSet::new()
@@ -31,12 +31,97 @@ pub(super) async fn run_forever(
         .await
 }
 
-async fn run_local(ctx: Context, policies: Vec<RunnablePolicy>, args: &RunArgs) -> i32 {
+/// One policy's loop: what it runs, and how to stop it after its sweep in flight.
+struct Loop {
+    spec: PushgatewayRetentionSpec,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+/// Every policy's loop, kept in step with the policies in force.
+#[derive(Default)]
+struct Loops {
+    by_id: BTreeMap<String, Loop>,
+    /// Loops told to stop (their policy went or changed), still finishing a sweep.
+    retiring: Vec<JoinHandle<()>>,
+}
+
+impl Loops {
+    /// Starts the loops of new policies, stops those of removed ones, and restarts a changed
+    /// one once its old loop has finished its sweep, so one policy never sweeps twice at once.
+    fn apply(&mut self, ctx: &Arc<Context>, set: &PolicySet) {
+        let mut wanted: BTreeMap<String, &RunnablePolicy> = BTreeMap::new();
+        for p in set.policies() {
+            if p.checked.suspend {
+                tracing::info!(policy = %p.id(), origin = %p.origin, "suspended: not run");
+            } else {
+                wanted.insert(p.id(), p);
+            }
+        }
+        let current: Vec<String> = self.by_id.keys().cloned().collect();
+        for id in current {
+            if wanted
+                .get(&id)
+                .is_some_and(|p| p.spec == self.by_id[&id].spec)
+            {
+                wanted.remove(&id);
+                continue;
+            }
+            let old = self.by_id.remove(&id).expect("listed above");
+            let _ = old.stop.send(true);
+            tracing::info!(policy = %id, "policy removed or changed: its loop stops after its sweep");
+            self.retiring.push(old.handle);
+        }
+        for (id, policy) in wanted {
+            let (stop, stop_rx) = watch::channel(false);
+            let ctx = ctx.clone();
+            let policy = policy.clone();
+            let spec = policy.spec.clone();
+            let before = std::mem::take(&mut self.retiring);
+            let handle = tokio::task::spawn_local(async move {
+                for old in before {
+                    let _ = old.await;
+                }
+                policy_loop(ctx, policy, Timestamp::now(), stop_rx).await;
+            });
+            self.by_id.insert(id, Loop { spec, stop, handle });
+        }
+    }
+
+    /// Stops every loop, letting sweeps in flight finish within `timeout`; aborts the rest.
+    async fn stop_all(self, timeout: Duration) {
+        let mut handles = self.retiring;
+        for (_, l) in self.by_id {
+            let _ = l.stop.send(true);
+            handles.push(l.handle);
+        }
+        let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+        let drained = tokio::time::timeout(timeout, futures::future::join_all(handles)).await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?timeout,
+                "sweeps still in flight at the shutdown timeout; stopping them"
+            );
+            for a in aborts {
+                a.abort();
+            }
+        }
+    }
+}
+
+async fn run_local(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
     let health = Arc::new(Health::default());
     let (server_stop_tx, server_stop_rx) = oneshot::channel::<()>();
-    let bound = server::bind(args.listen, health.clone(), ctx.metrics.clone(), async {
-        let _ = server_stop_rx.await;
-    })
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let bound = server::bind(
+        args.listen,
+        health.clone(),
+        ctx.metrics.clone(),
+        Some(reload_tx),
+        async {
+            let _ = server_stop_rx.await;
+        },
+    )
     .await;
     let (addr, serve) = match bound {
         Ok(bound) => bound,
@@ -46,43 +131,61 @@ async fn run_local(ctx: Context, policies: Vec<RunnablePolicy>, args: &RunArgs) 
         }
     };
     let mut server = tokio::spawn(serve);
-    tracing::info!(%addr, "serving /livez, /readyz and /metrics");
+    tracing::info!(%addr, "serving /livez, /readyz, /metrics and /-/reload");
 
-    // Every policy counts its first interval, or waits for its first cron tick, from here.
-    let anchor = Timestamp::now();
     let ctx = Arc::new(ctx);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    let count = policies.len();
-    for policy in policies {
-        tasks.spawn_local(policy_loop(ctx.clone(), policy, anchor, stop_rx.clone()));
-    }
+    let mut loops = Loops::default();
+    loops.apply(&ctx, &policies);
+    let mut current = policies;
     health.set_ready();
-    tracing::info!(policies = count, "policies loaded; their loops are running");
+    tracing::info!(
+        policies = current.len(),
+        "policies loaded; their loops are running"
+    );
+
+    let mut reloader = Reloader {
+        args,
+        tuning: args.engine_tuning(),
+        ctx: ctx.clone(),
+        seen: reload::fingerprint(&args.policies),
+    };
+    let polling = !args.reload_check_interval.is_zero();
+    let mut poll =
+        tokio::time::interval(args.reload_check_interval.max(Duration::from_millis(100)));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hangups = hangup_signals();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
 
     let mut code = exit::OK;
-    tokio::select! {
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
-        ended = &mut server => {
-            // Without the server no probe can see the janitor: stop rather than run blind.
-            tracing::error!(result = ?ended, "the HTTP server stopped; shutting down");
-            code = exit::REPLICA_FAILED;
+    loop {
+        tokio::select! {
+            signal = &mut shutdown => {
+                tracing::info!(signal, "shutting down");
+                break;
+            }
+            ended = &mut server => {
+                // Without the server no probe can see the janitor: stop rather than run blind.
+                tracing::error!(result = ?ended, "the HTTP server stopped; shutting down");
+                code = exit::REPLICA_FAILED;
+                break;
+            }
+            Some(()) = hangups.recv() => {
+                reloader.reload("SIGHUP", &mut current, &mut loops);
+            }
+            Some(reply) = reload_rx.recv() => {
+                let r = reloader.reload("POST /-/reload", &mut current, &mut loops);
+                let _ = reply.send((r.ok(), r.describe()));
+            }
+            _ = poll.tick(), if polling => {
+                if reload::fingerprint(&args.policies) != reloader.seen {
+                    reloader.reload("policy files changed", &mut current, &mut loops);
+                }
+            }
         }
     }
     health.set_shutting_down();
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(args.shutdown_timeout, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            timeout = ?args.shutdown_timeout,
-            still_running = tasks.len(),
-            "sweeps still in flight at the shutdown timeout; stopping them"
-        );
-        tasks.abort_all();
-    }
+    loops.stop_all(args.shutdown_timeout).await;
     let _ = server_stop_tx.send(());
     if !server.is_finished()
         && tokio::time::timeout(SERVER_STOP, &mut server)
@@ -93,6 +196,37 @@ async fn run_local(ctx: Context, policies: Vec<RunnablePolicy>, args: &RunArgs) 
     }
     tracing::info!("stopped");
     code
+}
+
+/// Reloads the policy files and brings the loops in step.
+struct Reloader<'a> {
+    args: &'a RunArgs,
+    tuning: crate::sweep::Tuning,
+    ctx: Arc<Context>,
+    /// What the files held at the last reload, to tell a change.
+    seen: u64,
+}
+
+impl Reloader<'_> {
+    fn reload(&mut self, cause: &str, current: &mut PolicySet, loops: &mut Loops) -> Reloaded {
+        self.seen = reload::fingerprint(&self.args.policies);
+        let r = reload::reload(
+            &self.args.policies,
+            self.args.min_ttl,
+            &self.tuning,
+            current,
+        );
+        if r.ok() {
+            tracing::info!(cause, policies = r.set.len(), "policies reloaded");
+        } else {
+            tracing::error!(cause, "{}", r.describe());
+        }
+        record_problems(&self.ctx.metrics, &r.problems);
+        self.ctx.metrics.record_reload(r.ok(), unix_now());
+        loops.apply(&self.ctx, &r.set);
+        *current = r.set.clone();
+        r
+    }
 }
 
 /// One policy, forever: sweep when due, then sleep until the next check or the stop signal. A
@@ -138,6 +272,32 @@ async fn policy_loop(
             _ = stop.wait_for(|stopping| *stopping) => return,
         }
     }
+}
+
+/// One message per SIGHUP. Where the signal cannot be listened for, none ever comes (and the
+/// other reload triggers still work).
+fn hangup_signals() -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // A reload already pending covers this one too.
+                        let _ = tx.try_send(());
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 /// Resolves on SIGTERM (what Kubernetes sends) or SIGINT; names the signal.

@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::http::redact_url;
 use crate::model::{Labels, Naming, Snapshot};
 use crate::plan::{self, Decision, ReplicaInput};
+use crate::progress::Progress;
 use crate::report::Outcome;
 
 /// How one replica's decisions ended.
@@ -53,6 +54,7 @@ pub(crate) async fn act_on_replica(
     inputs: &[ReplicaInput<'_>],
     decisions: Vec<Decision>,
     admin_wipe: bool,
+    progress: Option<Progress>,
 ) -> ReplicaOutcome {
     // An unread replica has no decisions (the plan never treats it as empty).
     let Ok(planned_snapshot) = &read.snapshot else {
@@ -155,6 +157,7 @@ pub(crate) async fn act_on_replica(
         let results: Vec<(Decision, Duration, Result<(), String>)> = stream::iter(decisions)
             .map(|d| {
                 let pacer = &pacer;
+                let progress = progress.as_ref();
                 async move {
                     if let Err(e) = pacer.before_delete().await {
                         return (d, snapshot_started.elapsed(), Err(e));
@@ -164,6 +167,9 @@ pub(crate) async fn act_on_replica(
                         .delete(&d.labels, naming)
                         .await
                         .map_err(|e| e.to_string());
+                    if let Some(p) = progress {
+                        p.add(1);
+                    }
                     (d, window, result)
                 }
             })

@@ -13,6 +13,7 @@ use crate::guard::{self, Limits};
 use crate::http::redact_url;
 use crate::model::{Naming, ReplicaStatus, Snapshot};
 use crate::plan::{self, Action, Policy, ReplicaInput};
+use crate::progress::Progress;
 use crate::report::{
     exit, ActionReport, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary, SweepReport,
 };
@@ -247,6 +248,8 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
     // The futures are made before they are streamed: a closure over borrowed reads inside
     // `stream.map` makes the whole sweep future fail the `Send` check (a higher-ranked lifetime
     // limitation of rustc), and the controller runs sweeps on spawned tasks.
+    let deleting = (!tripped && !sweep.dry_run && planned > 0)
+        .then(|| Progress::start("delete".into(), Some(planned as u64), "groups"));
     let acts: Vec<_> = reads
         .iter()
         .enumerate()
@@ -254,6 +257,7 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
             let decisions = the_plan.replicas[i].deletes.clone();
             let admin_wipe = the_plan.replicas[i].admin_wipe;
             let inputs = &inputs;
+            let progress = deleting.clone();
             async move {
                 if tripped {
                     return act::ReplicaOutcome::all(decisions, Outcome::Aborted);
@@ -261,7 +265,7 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
                 if sweep.dry_run {
                     return act::ReplicaOutcome::all(decisions, Outcome::WouldDelete);
                 }
-                act::act_on_replica(sweep, read, i, inputs, decisions, admin_wipe).await
+                act::act_on_replica(sweep, read, i, inputs, decisions, admin_wipe, progress).await
             }
         })
         .collect();
@@ -269,6 +273,7 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
         .buffered(sweep.tuning.read_concurrency)
         .collect()
         .await;
+    drop(deleting);
 
     let mut replica_reports = Vec::with_capacity(reads.len());
     let mut actions = Vec::new();
