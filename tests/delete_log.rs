@@ -164,13 +164,14 @@ async fn an_idle_loop_writes_no_info_line_per_sweep() {
             .unwrap_or(0)
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let swept = loop {
         let text = match http.get(format!("http://{listen}/metrics")).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        if sweeps(&text, "quiet-a") >= 3 && sweeps(&text, "quiet-b") >= 3 {
-            break;
+        let (a, b) = (sweeps(&text, "quiet-a"), sweeps(&text, "quiet-b"));
+        if a >= 3 && b >= 3 {
+            break a + b;
         }
         assert!(
             Instant::now() < deadline,
@@ -178,24 +179,25 @@ async fn an_idle_loop_writes_no_info_line_per_sweep() {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
     drop(running);
 
     let text = std::fs::read_to_string(&log).unwrap();
-    let info: Vec<String> = log_lines(&text)
+    let loud: Vec<Value> = log_lines(&text)
         .into_iter()
         .filter(|l| l["level"] == "INFO" || l["level"] == "WARN" || l["level"] == "ERROR")
-        .map(|l| l["message"].as_str().unwrap_or_default().to_string())
         .collect();
-    // Only what the process says once, at start.
-    let once = [
-        "serving /livez, /readyz and /metrics",
-        "policies loaded; their loops are running",
-    ];
+    // No line about a policy's sweep; what is left is what the process says once, at start
+    // (serving, policies loaded): fewer lines than sweeps, whatever their wording.
+    let about_a_policy: Vec<&Value> = loud.iter().filter(|l| !l["policy"].is_null()).collect();
     assert!(
-        info.iter().all(|m| once.contains(&m.as_str())),
-        "idle sweeps logged at info or above: {info:?}"
+        about_a_policy.is_empty(),
+        "idle sweeps logged at info or above: {about_a_policy:?}"
     );
-    assert_eq!(info.len(), once.len(), "{info:?}");
+    assert!(
+        (loud.len() as u64) < swept && loud.len() <= 3,
+        "{} lines at info or above for {swept} sweeps: {loud:?}",
+        loud.len()
+    );
     assert!(gw.has_group(&[("job", "fresh")]).await);
 }
