@@ -201,3 +201,41 @@ async fn an_idle_loop_writes_no_info_line_per_sweep() {
     );
     assert!(gw.has_group(&[("job", "fresh")]).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_from_the_command_line_logs_its_deletes_as_policy_cli_and_a_dry_run_none() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old")], "x 1\n").await;
+    sleep_past(2.0).await;
+    let sweep = |extra: &[&str]| {
+        let mut cmd = janitor();
+        cmd.args([
+            "sweep",
+            "--gateway",
+            &gw.base_url,
+            "--ttl",
+            "2s",
+            "--min-ttl",
+            "1s",
+        ])
+        .args(["--log-format", "json"])
+        .args(extra);
+        let out = run_bounded(cmd, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        log_lines(&stderr)
+            .into_iter()
+            .filter(|l| l["message"] == "group delete")
+            .collect::<Vec<Value>>()
+    };
+    assert!(
+        sweep(&["--dry-run"]).is_empty(),
+        "a dry run sends no DELETE"
+    );
+    let lines = sweep(&[]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["policy"], "cli");
+    assert_eq!(lines[0]["group"], r#"{job="old"}"#);
+    assert_eq!(lines[0]["outcome"], "deleted");
+    assert!(!gw.has_group(&[("job", "old")]).await);
+}

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{janitor, run_bounded, sleep_past, GatewayOpts, TestGateway};
+use common::{
+    janitor, run_bounded, sleep_past, GatewayOpts, TestGateway, TestPrometheus, Tripwire,
+};
 use serde_json::Value;
 
 fn inspect(gateways: &[&TestGateway], args: &[&str]) -> (i32, String, String) {
@@ -318,4 +320,67 @@ async fn with_policy_files_each_policy_has_its_verdict() {
     let (code, _, err) = inspect(&[&gw], &["--policies", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("team/bad"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_from_prometheus_targets_as_sweep_finds_them_and_a_pushed_up_is_refused() {
+    let a = TestGateway::start(GatewayOpts::default());
+    let b = TestGateway::start(GatewayOpts::default());
+    let fake = Tripwire::start();
+    a.push(&[("job", "batch")], "x 1\n").await;
+    b.push(&[("job", "batch")], "x 1\n").await;
+    // Anyone who can push can add an up series naming any host.
+    let status = a
+        .push_raw_path(
+            &format!("metrics/job/pushgateway/instance/{}", fake.address()),
+            "up 1\n",
+        )
+        .await;
+    assert!(
+        status == 200 || status == 202,
+        "fake push answered {status}"
+    );
+    let prom = TestPrometheus::start("pushgateway", &[a.address(), b.address()]);
+    prom.wait_for_up_matching("pushgateway", |up| up.len() == 3, Duration::from_secs(30))
+        .await;
+    let before = [state(&a).await, state(&b).await];
+
+    let (code, out, err) = inspect(
+        &[],
+        &[
+            "--prometheus",
+            &prom.url,
+            "--job",
+            "pushgateway",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    let mut urls: Vec<String> = report["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["url"].as_str().unwrap().trim_end_matches('/').to_string())
+        .collect();
+    urls.sort();
+    let mut want = vec![
+        a.base_url.trim_end_matches('/').to_string(),
+        b.base_url.trim_end_matches('/').to_string(),
+    ];
+    want.sort();
+    assert_eq!(urls, want, "{report:#}");
+    assert_eq!(
+        report["refused"][0]["instance"],
+        fake.address(),
+        "{report:#}"
+    );
+    assert_eq!(fake.connections(), 0, "the fake address was contacted");
+    assert_eq!(
+        key(&report, r#"{job="batch"}"#)["replicas"],
+        2,
+        "{report:#}"
+    );
+    assert_eq!(before, [state(&a).await, state(&b).await]);
 }
