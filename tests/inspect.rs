@@ -267,10 +267,16 @@ async fn with_policy_files_each_policy_has_its_verdict() {
         format!(
             "{}---\n{}",
             policy("short", "2s", r#"{job="nightly"}"#),
-            policy("long", "1h", "")
+            // A service source needs a cluster to sweep, not to say what it would do.
+            policy("long", "1h", "").replace(
+                "static:\n    urls: [\"http://elsewhere.invalid:9091\"]",
+                "service:\n    name: pgw"
+            )
         ),
     )
     .unwrap();
+    let written = std::fs::read_to_string(dir.path().join("p.yaml")).unwrap();
+    assert!(written.contains("service:\n    name: pgw"), "{written}");
     let (code, out, err) = inspect(
         &[&gw],
         &[

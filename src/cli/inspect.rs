@@ -46,22 +46,28 @@ impl InspectArgs {
     /// The policies to ask, checked.
     fn named_policies(&self) -> Result<Vec<NamedPolicy>> {
         if let Some(path) = &self.policies {
+            // The same loader and checker as `run`, but a `service` source is fine here: the
+            // replicas come from the flags, the policy only says what it would do.
             let tuning = self.tuning.to_tuning();
-            let (runnable, problems) =
-                crate::runner::load_policies(path, self.policy.min_ttl, &tuning)?;
+            let loaded = crate::runner::load::load(path)?;
+            let mut problems: Vec<String> = loaded.errors.iter().map(|p| p.to_string()).collect();
+            let mut named = Vec::new();
+            for p in loaded.policies {
+                match crate::policy::check(&p.spec, self.policy.min_ttl, &tuning) {
+                    Ok(checked) => named.push(NamedPolicy {
+                        name: p.id(),
+                        policy: checked.sweep.policy,
+                    }),
+                    Err(e) => problems.push(format!("{} policy {}: {e}", p.origin, p.id())),
+                }
+            }
             if let Some(first) = problems.first() {
                 return Err(Error::config(
                     "--policies",
                     format!("{first} (and {} more problems)", problems.len() - 1),
                 ));
             }
-            return Ok(runnable
-                .into_iter()
-                .map(|p| NamedPolicy {
-                    name: p.id(),
-                    policy: p.checked.sweep.policy,
-                })
-                .collect());
+            return Ok(named);
         }
         if self.policy.ttl.is_some() || self.policy.action == ActionArg::Wipe {
             let policy = self.policy.to_policy()?;
