@@ -5,7 +5,7 @@
 
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::{stream, StreamExt};
 use serde::Serialize;
@@ -195,30 +195,38 @@ pub async fn inspect(
             unkeyed_groups: snapshot.unkeyed.len(),
             version: read.status.as_ref().and_then(|s| s.version.clone()),
         });
+        // Per policy, this replica's deletes by key: a lookup per group, not a scan.
+        let deletes: Vec<HashMap<&Labels, &plan::Decision>> = plans
+            .iter()
+            .map(|pl| {
+                pl.replicas[i]
+                    .deletes
+                    .iter()
+                    .map(|d| (&d.labels, d))
+                    .collect()
+            })
+            .collect();
         for g in &snapshot.groups {
             let verdicts = policies
                 .iter()
-                .zip(&plans)
-                .map(|(p, pl)| {
-                    let decision = pl.replicas[i].deletes.iter().find(|d| d.labels == g.labels);
-                    match decision {
-                        Some(d) => Verdict {
-                            policy: p.name.clone(),
-                            would: Would::Delete,
-                            reason: Some(d.reason),
-                            detail: Some(d.detail.clone()),
+                .zip(&deletes)
+                .map(|(p, by_key)| match by_key.get(&g.labels) {
+                    Some(d) => Verdict {
+                        policy: p.name.clone(),
+                        would: Would::Delete,
+                        reason: Some(d.reason),
+                        detail: Some(d.detail.clone()),
+                    },
+                    None => Verdict {
+                        policy: p.name.clone(),
+                        would: if p.policy.selector.matches(&g.labels) {
+                            Would::Keep
+                        } else {
+                            Would::NotSelected
                         },
-                        None => Verdict {
-                            policy: p.name.clone(),
-                            would: if p.policy.selector.matches(&g.labels) {
-                                Would::Keep
-                            } else {
-                                Would::NotSelected
-                            },
-                            reason: None,
-                            detail: None,
-                        },
-                    }
+                        reason: None,
+                        detail: None,
+                    },
                 })
                 .collect();
             keys.entry(g.labels.clone()).or_default().push(Copy {
