@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod guard;
 pub mod http;
+pub mod inspect;
 pub mod k8s;
 pub mod metrics;
 pub mod model;
@@ -26,5 +27,6 @@ pub mod selector;
 pub mod server;
 pub mod sweep;
 pub mod telemetry;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -20,6 +20,8 @@ async fn main() {
     let code = match &cli.command {
         Command::Sweep(args) => pushgateway_janitor::cli::sweep::main(args).await,
         Command::Run(args) => pushgateway_janitor::cli::run::main(args).await,
+        Command::Inspect(args) => pushgateway_janitor::cli::inspect::main(args).await,
+        Command::Validate(args) => pushgateway_janitor::cli::validate::main(args),
         Command::Crd => {
             print!("{}", pushgateway_janitor::cli::crd::yaml());
             exit::OK

@@ -21,6 +21,9 @@ pub struct Group {
     pub last_push_successful: bool,
     /// Value of the pusher-declared TTL gauge (`--ttl-from-metric`) when the group carries it.
     pub declared_ttl: Option<f64>,
+    /// Metrics (label sets) in the group's pushed families, without the gateway's own
+    /// `push_time_seconds` and `push_failure_time_seconds`; a histogram or summary counts once.
+    pub series: u64,
 }
 
 impl Group {

@@ -197,6 +197,8 @@ pub fn check(
         max_deletions_percent: spec.max_deletions.as_ref().and_then(|m| m.percent),
     };
     let sweep = Sweep {
+        // The front door names it: the spec does not know its own name.
+        name: String::new(),
         policy: Policy {
             ttl,
             selector,

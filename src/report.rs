@@ -257,7 +257,11 @@ impl SweepReport {
     }
 }
 
-fn write_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+pub(crate) fn write_table<const N: usize>(
+    out: &mut String,
+    header: [&str; N],
+    rows: &[[String; N]],
+) {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -2,8 +2,11 @@
 
 pub mod controller;
 pub mod crd;
+pub mod inspect;
+pub mod replicas;
 pub mod run;
 pub mod sweep;
+pub mod validate;
 
 use std::time::Duration;
 
@@ -53,6 +56,12 @@ pub enum Command {
     /// Enforce PushgatewayRetention policies from files, without a cluster: a loop per policy
     /// (or one sweep each with `--once`), with /livez, /readyz and /metrics.
     Run(Box<run::RunArgs>),
+    /// Show every replica's groups per grouping key: where each is copied, each copy's age, its
+    /// series, its last push, and what each policy would do with it. Read-only.
+    Inspect(Box<inspect::InspectArgs>),
+    /// Check PushgatewayRetention policy files offline (schema, CEL rules, the janitor's own
+    /// checks): exit 0 when all are valid, 2 otherwise. No cluster, no network.
+    Validate(validate::ValidateArgs),
     /// Print the PushgatewayRetention CustomResourceDefinition (YAML).
     Crd,
     /// Run the Kubernetes controller: sweep every PushgatewayRetention on its cadence.

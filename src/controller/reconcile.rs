@@ -125,7 +125,11 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
     let prev = obj.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let checked = match policy::check(&obj.spec, ctx.settings.floor, &ctx.settings.tuning) {
-        Ok(checked) => checked,
+        Ok(mut checked) => {
+            checked.sweep.name =
+                format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+            checked
+        }
         Err(e) => {
             tracing::warn!(error = %e, "spec refused");
             ctx.metrics.record_spec_invalid(&labels(obj));
@@ -205,23 +209,32 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
             return Err(e);
         }
     };
-    tracing::info!(
+    tracing::debug!(
         replicas = found.replicas.len(),
         refused = found.refused.len(),
         "sweeping"
     );
     let report = sweep::run(&checked.sweep, &gateway_http, found).await;
     let s = &report.summary;
-    tracing::info!(
-        replicas = s.replicas,
-        failed = s.replicas_failed,
-        groups = s.groups_seen,
-        deleted = status::deleted(&report),
-        deletes_sent = report.delete_requests(),
-        would_delete = s.would_delete,
-        guard = s.guard.is_some(),
-        "swept"
-    );
+    if report.actions.is_empty() && s.replicas_failed == 0 && s.guard.is_none() {
+        // An idle policy every interval: not worth an info line (the delete log has the deletes).
+        tracing::debug!(
+            replicas = s.replicas,
+            groups = s.groups_seen,
+            "swept: nothing to do"
+        );
+    } else {
+        tracing::info!(
+            replicas = s.replicas,
+            failed = s.replicas_failed,
+            groups = s.groups_seen,
+            deleted = status::deleted(&report),
+            deletes_sent = report.delete_requests(),
+            would_delete = s.would_delete,
+            guard = s.guard.is_some(),
+            "swept"
+        );
+    }
     ctx.metrics.record_sweep(&labels(obj), &report, unix_now());
     let new = status::swept(&prev, &report, generation, due.next_tick, now);
     apply_status(ctx, obj, &new).await?;

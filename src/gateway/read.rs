@@ -154,6 +154,7 @@ struct RawGroup {
     push_time: Option<f64>,
     push_failure_time: Option<f64>,
     declared_ttl: Option<f64>,
+    series: u64,
 }
 
 impl RawGroup {
@@ -184,6 +185,7 @@ impl RawGroup {
             push_failure_time: self.push_failure_time.unwrap_or(0.0),
             last_push_successful: self.last_push_successful.unwrap_or(derived),
             declared_ttl: self.declared_ttl.filter(|ttl| ttl.is_finite()),
+            series: self.series,
         })
     }
 }
@@ -217,16 +219,17 @@ impl<'de> Visitor<'de> for RawGroupSeed<'_> {
                 "last_push_successful" => {
                     raw.last_push_successful = map.next_value::<Scalar>()?.as_bool()
                 }
-                "push_time_seconds" => raw.push_time = map.next_value_seed(FamilyValue)?,
+                // The gateway's own per-group series: not counted as pushed ones.
+                "push_time_seconds" => raw.push_time = map.next_value_seed(FamilyValue)?.0,
                 "push_failure_time_seconds" => {
-                    raw.push_failure_time = map.next_value_seed(FamilyValue)?
+                    raw.push_failure_time = map.next_value_seed(FamilyValue)?.0
                 }
                 name if Some(name) == self.ttl_metric => {
-                    raw.declared_ttl = map.next_value_seed(FamilyValue)?
+                    let (value, count) = map.next_value_seed(FamilyValue)?;
+                    raw.declared_ttl = value;
+                    raw.series += count;
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => raw.series += map.next_value_seed(FamilyCount)?,
             }
         }
         Ok(raw)
@@ -334,24 +337,77 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
+/// A pushed family object, reduced to how many metrics (label sets) it holds; the metrics are
+/// skipped unparsed.
+struct FamilyCount;
+
+impl<'de> DeserializeSeed<'de> for FamilyCount {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FamilyCount {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a metric family object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let mut count = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "metrics" {
+                count = map.next_value_seed(MetricCount)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(count)
+    }
+}
+
+struct MetricCount;
+
+impl<'de> DeserializeSeed<'de> for MetricCount {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetricCount {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of metrics")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut count = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
 /// A family object, reduced to the value of its first metric (`metrics[0].value`: gauges,
-/// untyped, counters). `None` when that metric has no `value` (histograms, summaries).
+/// untyped, counters), and how many metrics it holds. `None` when that metric has no `value`
+/// (histograms, summaries).
 struct FamilyValue;
 
 impl<'de> DeserializeSeed<'de> for FamilyValue {
-    type Value = Option<f64>;
+    type Value = (Option<f64>, u64);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for FamilyValue {
-    type Value = Option<f64>;
+    type Value = (Option<f64>, u64);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a metric family object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut value = None;
+        let mut value = (None, 0);
         while let Some(key) = map.next_key::<String>()? {
             if key == "metrics" {
                 value = map.next_value_seed(FirstMetric)?;
@@ -367,21 +423,26 @@ impl<'de> Visitor<'de> for FamilyValue {
 struct FirstMetric;
 
 impl<'de> DeserializeSeed<'de> for FirstMetric {
-    type Value = Option<f64>;
+    type Value = (Option<f64>, u64);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for FirstMetric {
-    type Value = Option<f64>;
+    type Value = (Option<f64>, u64);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of metrics")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let first = seq.next_element_seed(MetricValue)?.flatten();
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(first)
+        let Some(first) = seq.next_element_seed(MetricValue)? else {
+            return Ok((None, 0));
+        };
+        let mut count = 1;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok((first, count))
     }
 }
 

@@ -19,6 +19,7 @@ pub(super) fn pushed(pairs: &[(&str, &str)], age: f64) -> Group {
         push_failure_time: 0.0,
         last_push_successful: true,
         declared_ttl: None,
+        series: 1,
     }
 }
 

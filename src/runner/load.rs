@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionSpec};
 use crate::{Error, Result};
 
-const API_VERSION: &str = "pgw-janitor.dev/v1alpha1";
-const KIND: &str = "PushgatewayRetention";
+pub const API_VERSION: &str = "pgw-janitor.dev/v1alpha1";
+pub const KIND: &str = "PushgatewayRetention";
 
 /// One policy document, parsed (not yet checked).
 #[derive(Debug, Clone)]
@@ -146,16 +146,10 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 /// Parses one file's text into `loaded`, refusing a namespace/name already loaded.
 pub fn parse_into(file: &Path, text: &str, loaded: &mut Loaded) {
-    let docs: Vec<serde_saphyr::Spanned<Value>> = match serde_saphyr::from_multiple(text) {
+    let docs = match documents(file, text) {
         Ok(docs) => docs,
-        Err(e) => {
-            // The YAML itself is broken: nothing in this file can be trusted to be what was meant.
-            loaded.errors.push(Problem {
-                file: file.to_path_buf(),
-                origin: None,
-                policy: None,
-                message: format!("not valid YAML: {e}"),
-            });
+        Err(problem) => {
+            loaded.errors.push(problem);
             return;
         }
     };
@@ -164,30 +158,16 @@ pub fn parse_into(file: &Path, text: &str, loaded: &mut Loaded) {
         .iter()
         .map(|p| (p.id(), p.origin.clone()))
         .collect();
-    for (i, doc) in docs.into_iter().enumerate() {
-        let origin = Origin {
-            file: file.to_path_buf(),
-            document: i + 1,
-            line: doc.referenced.line(),
-        };
+    for (origin, value) in docs {
         let problem = |policy: Option<String>, message: String| Problem {
             file: file.to_path_buf(),
             origin: Some(origin.clone()),
             policy,
             message,
         };
-        match document(doc.value) {
+        match document(value) {
             Ok(Document::Policy(policy)) => {
-                let policy = LoadedPolicy {
-                    origin: origin.clone(),
-                    namespace: policy
-                        .metadata
-                        .namespace
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or_else(|| "default".into()),
-                    name: policy.metadata.name.unwrap_or_default(),
-                    spec: policy.spec,
-                };
+                let policy = LoadedPolicy::new(origin.clone(), *policy);
                 if let Some(first) = seen.get(&policy.id()) {
                     loaded.errors.push(problem(
                         Some(policy.id()),
@@ -206,30 +186,76 @@ pub fn parse_into(file: &Path, text: &str, loaded: &mut Loaded) {
     }
 }
 
-enum Document {
+/// The documents of one file, each with where it starts, as parsed YAML. A file that is not valid
+/// YAML is one problem: nothing in it can be trusted to be what was meant.
+pub fn documents(file: &Path, text: &str) -> std::result::Result<Vec<(Origin, Value)>, Problem> {
+    let docs: Vec<serde_saphyr::Spanned<Value>> =
+        serde_saphyr::from_multiple(text).map_err(|e| Problem {
+            file: file.to_path_buf(),
+            origin: None,
+            policy: None,
+            message: format!("not valid YAML: {e}"),
+        })?;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            let origin = Origin {
+                file: file.to_path_buf(),
+                document: i + 1,
+                line: doc.referenced.line(),
+            };
+            (origin, doc.value)
+        })
+        .collect())
+}
+
+/// One document, sorted.
+pub enum Document {
     Policy(Box<PushgatewayRetention>),
     /// Another kind of object, described.
     Other(String),
 }
 
-/// Sorts one document: a policy, another kind, or a broken policy (its id if known, and why).
-fn document(value: Value) -> std::result::Result<Document, (Option<String>, String)> {
-    let Value::Object(map) = &value else {
-        return Err((None, "not a Kubernetes object (a YAML mapping)".into()));
-    };
-    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default();
-    let (api_version, kind) = (text("apiVersion"), text("kind"));
-    let metadata = map.get("metadata");
+impl LoadedPolicy {
+    /// A parsed policy at `origin`; no namespace means `default`, as kubectl applies it.
+    pub fn new(origin: Origin, policy: PushgatewayRetention) -> Self {
+        LoadedPolicy {
+            origin,
+            namespace: policy
+                .metadata
+                .namespace
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            name: policy.metadata.name.unwrap_or_default(),
+            spec: policy.spec,
+        }
+    }
+}
+
+/// `namespace/name` of a document that names itself, whatever else is wrong with it.
+pub fn document_id(value: &Value) -> Option<String> {
+    let metadata = value.get("metadata");
     let name = metadata
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
-        .filter(|n| !n.is_empty());
+        .filter(|n| !n.is_empty())?;
     let namespace = metadata
         .and_then(|m| m.get("namespace"))
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .unwrap_or("default");
-    let id = name.map(|n| format!("{namespace}/{n}"));
+    Some(format!("{namespace}/{name}"))
+}
+
+/// Sorts one document: a policy, another kind, or a broken policy (its id if known, and why).
+pub fn document(value: Value) -> std::result::Result<Document, (Option<String>, String)> {
+    let Value::Object(map) = &value else {
+        return Err((None, "not a Kubernetes object (a YAML mapping)".into()));
+    };
+    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let id = document_id(&value);
     if kind != KIND {
         if kind.is_empty() {
             return Err((id, format!("no kind: expected kind {KIND}")));
@@ -244,7 +270,7 @@ fn document(value: Value) -> std::result::Result<Document, (Option<String>, Stri
             format!("apiVersion {api_version:?}: expected {API_VERSION}"),
         ));
     }
-    if name.is_none() {
+    if id.is_none() {
         return Err((None, "metadata.name is required".into()));
     }
     if map.get("spec").is_none_or(Value::is_null) {

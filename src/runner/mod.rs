@@ -83,12 +83,15 @@ pub fn load_policies(
             _ => Ok(c),
         });
         match checked {
-            Ok(checked) => runnable.push(RunnablePolicy {
+            Ok(mut checked) => runnable.push(RunnablePolicy {
+                checked: {
+                    checked.sweep.name = p.id();
+                    checked
+                },
                 origin: p.origin,
                 namespace: p.namespace,
                 name: p.name,
                 spec: p.spec,
-                checked,
             }),
             Err(e) => problems.push(Problem {
                 file: p.origin.file.clone(),
@@ -174,7 +177,11 @@ fn unix_now() -> f64 {
 fn log_summary(policy: &RunnablePolicy, report: &SweepReport) {
     let s = &report.summary;
     let id = policy.id();
-    if s.exit_code == exit::OK {
+    let acted = s.deleted + s.would_delete + s.repushed + s.unconfirmed + s.failed > 0;
+    if s.exit_code == exit::OK && !acted {
+        // Nothing to do: at 100 policies every 30s, an info line here is 200 lines a minute.
+        tracing::debug!(policy = %id, replicas = s.replicas, "sweep done: nothing to do");
+    } else if s.exit_code == exit::OK {
         tracing::info!(
             policy = %id,
             replicas = s.replicas,

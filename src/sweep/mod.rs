@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::report::{
     exit, ActionReport, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary, SweepReport,
 };
+use crate::selector::format_labels;
 use crate::Error;
 
 /// How hard the janitor may press on the gateways.
@@ -75,6 +76,8 @@ impl Tuning {
 /// One sweep's whole configuration, already validated.
 #[derive(Debug, Clone)]
 pub struct Sweep {
+    /// Whose sweep this is, for the delete log: a policy's `namespace/name`, or `cli`.
+    pub name: String,
     pub policy: Policy,
     pub limits: Limits,
     pub dry_run: bool,
@@ -130,7 +133,7 @@ pub(crate) struct Read {
     pub seconds: f64,
 }
 
-async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
+pub(crate) async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
     let started = Instant::now();
     // The status comes first: it tells how the replica reads label names in a path, which decides
     // which of its groups can be addressed (read status → snapshot knows the naming → act encodes).
@@ -154,6 +157,36 @@ async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
         started,
         seconds: started.elapsed().as_secs_f64(),
     }
+}
+
+/// One line per delete the janitor sent (or tried to send), once its outcome is known, at the
+/// default level: `kubectl logs ... | jq` tells who deleted what, and why. A dry run, a guard
+/// abort and a group kept on re-planning sent nothing, and log nothing here.
+fn log_delete(
+    policy: &str,
+    replica: &str,
+    admin_wipe: bool,
+    decision: &plan::Decision,
+    outcome: Outcome,
+    error: Option<&str>,
+) {
+    if matches!(
+        outcome,
+        Outcome::WouldDelete | Outcome::Aborted | Outcome::Kept
+    ) {
+        return;
+    }
+    tracing::info!(
+        policy,
+        replica,
+        group = %format_labels(&decision.labels),
+        reason = decision.reason.as_str(),
+        age_seconds = decision.age_seconds,
+        outcome = outcome.as_str(),
+        admin_wipe,
+        error,
+        "group delete"
+    );
 }
 
 /// Runs one sweep over the replicas found. Never panics on a replica's failure: it is reported
@@ -278,7 +311,16 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
             read_seconds: Some(read.seconds),
             max_delete_window_seconds: outcome.max_window.map(|d| d.as_secs_f64()),
         });
+        let admin_wipe = rp.admin_wipe && outcome.admin_wiped;
         for (decision, outcome, error) in outcome.actions {
+            log_delete(
+                &sweep.name,
+                &url,
+                admin_wipe,
+                &decision,
+                outcome,
+                error.as_deref(),
+            );
             actions.push(ActionReport {
                 gateway: url.clone(),
                 labels: decision.labels,

@@ -103,7 +103,11 @@ impl Controller {
             cmd.envs(opts.env.iter().map(|(k, v)| (k, v)))
                 .env("KUBECONFIG", &kubeconfig)
                 .env("POD_NAME", &opts.pod_name)
-                .env("PGW_JANITOR_LOG_LEVEL", "info")
+                // Idle sweeps log at debug; the tests count every sweep, idle or not.
+                .env(
+                    "PGW_JANITOR_LOG_LEVEL",
+                    "info,pushgateway_janitor::controller::reconcile=debug",
+                )
                 // Never in-cluster, never through a proxy.
                 .env_remove("KUBERNETES_SERVICE_HOST")
                 .env_remove("KUBERNETES_SERVICE_PORT")

@@ -308,3 +308,25 @@ async fn many_groups_with_big_families_parse_from_a_lazy_stream() {
     );
     assert!(parsed.groups.iter().all(|g| g.push_time == 1.7e9));
 }
+
+#[tokio::test]
+async fn series_are_counted_per_pushed_family_without_the_gateways_own() {
+    let counter = r#""c":{"type":"COUNTER","metrics":[{"labels":{"a":"1"},"value":"1"},{"labels":{"a":"2"},"value":"2"}]},"#;
+    let ttl = r#""d_ttl":{"type":"GAUGE","metrics":[{"labels":{},"value":"60"}]},"#;
+    let body = body(&[
+        group(
+            r#"{"job":"a"}"#,
+            "1",
+            &format!("{}{counter}", big_family("b_hist", 3)),
+        ),
+        group(r#"{"job":"b"}"#, "2", ttl),
+        group(r#"{"job":"none"}"#, "3", ""),
+    ]);
+    for ttl_metric in [None, Some("d_ttl")] {
+        let parsed = parse_chunked(&body, 7, ttl_metric).await.unwrap();
+        let series: Vec<u64> = parsed.groups.iter().map(|g| g.series).collect();
+        // A histogram counts once per label set; push_time_seconds and
+        // push_failure_time_seconds, which every group has, are not counted.
+        assert_eq!(series, [5, 1, 0], "ttl metric {ttl_metric:?}");
+    }
+}
