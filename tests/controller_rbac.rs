@@ -129,11 +129,13 @@ fn is_forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
 static RELEASES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// The whole scenario with the chart's RBAC for `extra_values`; `namespaced`: the values watch
-/// only the team namespace.
+/// only two team namespaces (a Role in each), and a policy in each is swept.
 async fn scenario_with_the_charts_rbac(namespaced: bool) {
     let _serial = SERIAL.lock().await;
     let release = Cluster::new("release").await;
     let team = Cluster::new("team").await;
+    // The second watched namespace, with a policy of its own.
+    let team2 = Cluster::new("team2").await;
     let name = format!(
         "pgwj-{}",
         RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -141,7 +143,7 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
     let mut values = json!({"minTtl": "1s", "logLevel": "info", "logFormat": "json",
                             "rbac": {"secretNames": ["pgw-auth"]}});
     if namespaced {
-        values["watchNamespaces"] = json!([team.ns]);
+        values["watchNamespaces"] = json!([team.ns, team2.ns]);
     }
     let docs = render(&name, &release.ns, &values);
     let counts = apply_rbac(&release.client, &docs).await;
@@ -150,8 +152,8 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
             ("ServiceAccount", 1),
             ("ClusterRole", 0),
             ("ClusterRoleBinding", 0),
-            ("Role", 1),
-            ("RoleBinding", 1),
+            ("Role", 2),
+            ("RoleBinding", 2),
         ]
     } else {
         [
@@ -173,12 +175,13 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
         deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
     )
     .expect("the Deployment's args");
-    assert_eq!(
-        args.iter()
-            .any(|a| a == &format!("--namespace={}", team.ns)),
-        namespaced,
-        "{args:?}"
-    );
+    for ns in [&team.ns, &team2.ns] {
+        assert_eq!(
+            args.iter().any(|a| a == &format!("--namespace={ns}")),
+            namespaced,
+            "{args:?}"
+        );
+    }
 
     let token = mint_token(&release, &sa).await;
     let kubeconfig = release
@@ -190,6 +193,7 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
     let gw = gateway_with_basic_auth();
     create_secret(&team, "pgw-auth").await;
     create_secret(&team, "not-granted").await;
+    create_secret(&team2, "pgw-auth").await;
     create_service(&team, "pgw", &[(&gw, true, false)]).await;
     let auth =
         json!({"basicUsername": USER, "basicPassword": {"name": "pgw-auth", "key": "password"}});
@@ -203,7 +207,11 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
         json!({"static": null, "service": {"name": "pgw"},
                                   "selector": r#"{job=~"b-.*"}"#, "gatewayAuth": auth}),
     );
-    for job in ["a-1", "b-1"] {
+    let c = spec_for(
+        &gw,
+        json!({"selector": r#"{job=~"c-.*"}"#, "gatewayAuth": auth}),
+    );
+    for job in ["a-1", "b-1", "c-1"] {
         push_authed(&gw, &[("job", job)], "x 1\n").await;
     }
     sleep_past(TTL_SECS).await;
@@ -220,6 +228,11 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
             .await
             .expect("create policy");
     }
+    let policies2: Api<PushgatewayRetention> = team2.api();
+    policies2
+        .create(&PostParams::default(), &policy("static-c", c))
+        .await
+        .expect("create policy");
     let gone = wait_until(SOON, || async { groups_authed(&gw).await.is_empty() }).await;
     assert!(
         gone,
@@ -237,9 +250,13 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
         groups_authed(&gw).await,
         ctl.log_tail(30)
     );
-    for (policy_name, deleted) in [("static-a", 2), ("service-b", 1)] {
+    for (api, policy_name, deleted) in [
+        (&policies, "static-a", 2),
+        (&policies, "service-b", 1),
+        (&policies2, "static-c", 1),
+    ] {
         let held = wait_until(SOON, || async {
-            policies.get(policy_name).await.is_ok_and(|p| {
+            api.get(policy_name).await.is_ok_and(|p| {
                 condition_is(&p, "Ready", "True")
                     && p.status
                         .as_ref()
@@ -250,7 +267,7 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
         assert!(
             held,
             "{policy_name}: {:#?}\n{}",
-            policies.get(policy_name).await,
+            api.get(policy_name).await,
             ctl.log_tail(30)
         );
     }

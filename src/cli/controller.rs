@@ -16,9 +16,10 @@ pub struct ControllerArgs {
     /// Address of the /livez, /readyz and /metrics server.
     #[arg(long, env = "PGW_JANITOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Watch policies in this namespace only. Default: all namespaces.
-    #[arg(long, env = "PGW_JANITOR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch policies in this namespace only (repeatable; comma-separated in the environment
+    /// variable). Default: all namespaces.
+    #[arg(long, env = "PGW_JANITOR_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// The shortest TTL any policy gets, whatever its minTtl says.
     #[arg(long, env = "PGW_JANITOR_MIN_TTL", value_parser = parse_duration, default_value = "1m")]
     pub min_ttl: Duration,
@@ -91,7 +92,7 @@ impl ControllerArgs {
         let defaults = Settings::default();
         Ok(Options {
             listen: self.listen,
-            namespace: self.namespace.clone(),
+            namespaces: self.namespace.clone(),
             settings: Settings {
                 tuning,
                 prometheus_timeout: self.tuning.prometheus_timeout,

@@ -30,8 +30,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub listen: SocketAddr,
-    /// Watch one namespace; `None`: all.
-    pub namespace: Option<String>,
+    /// Watch these namespaces; empty: all.
+    pub namespaces: Vec<String>,
     pub settings: Settings,
     /// `Some`: only the holder of this Lease sweeps.
     pub leader_election: Option<LeaseOptions>,
@@ -109,51 +109,64 @@ pub async fn run(opts: Options) -> Result<()> {
         flag.clone(),
     ));
 
-    let api: Api<PushgatewayRetention> = match &opts.namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
+    // One kube-runtime Controller per watched namespace (or one over all of them): each keeps
+    // its own store, and their reconciles share the Context.
+    let apis: Vec<Api<PushgatewayRetention>> = if opts.namespaces.is_empty() {
+        vec![Api::all(client)]
+    } else {
+        opts.namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
     };
-    let forget = metrics.clone();
-    let controller = Controller::new(api, watcher::Config::default());
-    // Ready once the first watch list is in: from then on every policy is being reconciled.
-    let store = controller.store();
+    let controllers: Vec<_> = apis
+        .into_iter()
+        .map(|api| Controller::new(api, watcher::Config::default()))
+        .collect();
+    // Ready once every first watch list is in: from then on every policy is being reconciled.
+    let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
     let ready = health.clone();
     tokio::spawn(async move {
-        // kube-runtime's store wakes only the LAST task waiting for its first list (the applier
-        // waits too, and after us), so one long wait here would never wake. Short waits, each a
-        // fresh waiter, see the value as soon as it is stored.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    ready.set_ready();
-                    return;
+        for store in stores {
+            // kube-runtime's store wakes only the LAST task waiting for its first list (the
+            // applier waits too, and after us), so one long wait here would never wake. Short
+            // waits, each a fresh waiter, see the value as soon as it is stored.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return, // the controller went away before its first list
+                    Err(_) => {}
                 }
-                Ok(Err(_)) => return, // the controller went away before its first list
-                Err(_) => {}
             }
         }
+        ready.set_ready();
     });
-    let controller = controller
-        .with_config(controller::Config::default().concurrency(opts.max_concurrent_reconciles))
-        .reconcile_all_on(leader::elected(flag))
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(move |result| {
-            match result {
-                Ok((obj, _)) => tracing::debug!(policy = %obj, "reconciled"),
-                // No finalizer: a deleted policy just stops being reconciled; its gauges go when
-                // its next requeue finds it gone.
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    forget.forget(&PolicyLabels {
-                        namespace: obj.namespace.clone().unwrap_or_default(),
-                        policy: obj.name.clone(),
-                    });
-                }
-                Err(controller::Error::ReconcilerFailed(..)) => {} // logged by error_policy
-                Err(e) => tracing::warn!(error = %e, "controller"),
+    let runs = controllers.into_iter().map(|c| {
+        c.with_config(controller::Config::default().concurrency(opts.max_concurrent_reconciles))
+            .reconcile_all_on(leader::elected(flag.clone()))
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(reconcile, error_policy, ctx.clone())
+            .boxed()
+    });
+    let forget = metrics.clone();
+    let controller = futures::stream::select_all(runs).for_each(move |result| {
+        match result {
+            Ok((obj, _)) => tracing::debug!(policy = %obj, "reconciled"),
+            // No finalizer: a deleted policy just stops being reconciled; its gauges go when
+            // its next requeue finds it gone.
+            Err(controller::Error::ObjectNotFound(obj)) => {
+                forget.forget(&PolicyLabels {
+                    namespace: obj.namespace.clone().unwrap_or_default(),
+                    policy: obj.name.clone(),
+                });
             }
-            futures::future::ready(())
-        });
+            Err(controller::Error::ReconcilerFailed(..)) => {} // logged by error_policy
+            Err(e) => tracing::warn!(error = %e, "controller"),
+        }
+        futures::future::ready(())
+    });
     // Boxed so it can be dropped below: dropping the stream aborts abandoned reconciles.
     let mut controller = Box::pin(controller);
     let bound = opts.shutdown_timeout;

@@ -326,15 +326,20 @@ def expect_defaults(docs: list[Doc]) -> None:
 
 def expect_namespaced(docs: list[Doc]) -> None:
     assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding"), "no cluster RBAC"
-    role = one(docs, "Role")
-    binding = one(docs, "RoleBinding")
-    assert role["metadata"]["namespace"] == "team-a", "Role in the watched namespace"
-    assert binding["metadata"]["namespace"] == "team-a", "RoleBinding in the watched namespace"
-    assert binding["subjects"][0]["namespace"] == NAMESPACE, "binds the release's ServiceAccount"
-    assert "--namespace=team-a" in controller_args(docs), "--namespace=team-a"
-    (secrets,) = [r for r in role["rules"] if "secrets" in r["resources"]]
-    assert secrets["verbs"] == ["get"], f"secrets verbs {secrets['verbs']}"
-    assert secrets.get("resourceNames") == ["pushgateway-basic-auth"], "secrets limited by name"
+    roles = of_kind(docs, "Role")
+    bindings = of_kind(docs, "RoleBinding")
+    watched = ["team-a", "team-b"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == watched, "a Role in each watched namespace"
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == watched, "a RoleBinding in each"
+    for binding in bindings:
+        assert binding["subjects"][0]["namespace"] == NAMESPACE, "binds the release's ServiceAccount"
+    args = controller_args(docs)
+    for ns in watched:
+        assert f"--namespace={ns}" in args, f"--namespace={ns}"
+    for role in roles:
+        (secrets,) = [r for r in role["rules"] if "secrets" in r["resources"]]
+        assert secrets["verbs"] == ["get"], f"secrets verbs {secrets['verbs']}"
+        assert secrets.get("resourceNames") == ["pushgateway-basic-auth"], "secrets limited by name"
 
 
 def expect_cronjob(docs: list[Doc]) -> None:
@@ -472,7 +477,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("an unknown top-level key", {"replicas": 2}, "replicas"),
     ("an unknown nested key", {"serviceMonitor": {"enable": True}}, "enable"),
     ("mode daemon", {"mode": "daemon"}, "mode"),
-    ("two watchNamespaces", {"watchNamespaces": ["team-a", "team-b"]}, "watchNamespaces"),
+    ("a watchNamespaces entry that is no namespace name", {"watchNamespaces": ["Team A"]}, "watchNamespaces"),
     ("minTtl without a unit", {"minTtl": "60"}, "minTtl"),
     ("a policy without a spec", {"policies": [{"name": "p"}]}, "spec"),
     ("an unknown prometheusRule key", {"prometheusRule": {"enable": True}}, "enable"),
