@@ -290,6 +290,8 @@ mod tests {
             replanned: false,
             read_seconds: None,
             max_delete_window_seconds: None,
+            start_time: None,
+            restarted: None,
         };
         let mut replicas = vec![replica(ReplicaState::Ok)];
         if failed_replica {

@@ -210,7 +210,8 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         refused = found.refused.len(),
         "sweeping"
     );
-    let report = sweep::run(&checked.sweep, &gateway_http, found).await;
+    let mut report = sweep::run(&checked.sweep, &gateway_http, found).await;
+    ctx.observe_start_times(&key(obj), &mut report);
     let s = &report.summary;
     tracing::info!(
         replicas = s.replicas,

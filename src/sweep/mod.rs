@@ -2,6 +2,9 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod restarts;
+
+pub use restarts::StartTimes;
 
 use std::time::{Duration, Instant};
 
@@ -272,6 +275,8 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
             replanned: outcome.replanned,
             read_seconds: Some(read.seconds),
             max_delete_window_seconds: outcome.max_window.map(|d| d.as_secs_f64()),
+            start_time: read.status.as_ref().and_then(|s| s.start_time.clone()),
+            restarted: None,
         });
         for (decision, outcome, error) in outcome.actions {
             actions.push(ActionReport {
