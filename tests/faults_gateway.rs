@@ -8,9 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::run::{wait_until, Background};
 use common::{free_port, janitor, run_bounded, sleep_past, GatewayOpts, TestGateway};
 use serde_json::Value;
 
@@ -146,42 +147,6 @@ async fn a_replica_killed_mid_delete_is_reported_failed_the_other_swept_and_the_
     assert!(small.has_group(&[("job", "other")]).await);
 }
 
-/// `run --policies` child with its output in a log; killed by its handle on drop.
-struct Running {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `cond` every 200 ms until it holds, at most `timeout`; panics with `what` and the log.
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, running: &Running, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {timeout:?}; janitor log:\n{}",
-            running.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_restarted_with_its_persistence_file_is_swept_again_and_reported_restarted() {
     const GROUPS: usize = 20;
@@ -220,18 +185,11 @@ async fn a_replica_restarted_with_its_persistence_file_is_swept_again_and_report
     );
     let policy_file = dir.path().join("policy.yaml");
     std::fs::write(&policy_file, policy).unwrap();
-    let log = dir.path().join("run.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = janitor()
-        .args(["run", "--policies", policy_file.to_str().unwrap()])
+    let mut cmd = janitor();
+    cmd.args(["run", "--policies", policy_file.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--min-ttl", "1s", "--log-format", "json"])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("spawn the janitor");
-    let running = Running { child, log };
+        .args(["--min-ttl", "1s", "--log-format", "json"]);
+    let running = Background::spawn(cmd, &dir.path().join("run.log"));
 
     wait_until(
         "the first sweep",
