@@ -414,3 +414,6 @@ impl<'de> Visitor<'de> for MetricValue {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
