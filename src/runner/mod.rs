@@ -167,18 +167,6 @@ fn unix_now() -> f64 {
 fn log_summary(policy: &RunnablePolicy, report: &SweepReport) {
     let s = &report.summary;
     let id = policy.id();
-    for r in &report.replicas {
-        // The window a push landing on this replica could be lost in (no conditional delete).
-        tracing::debug!(
-            policy = %id,
-            gateway = %r.url,
-            state = ?r.state,
-            groups = r.groups,
-            read_seconds = r.read_seconds,
-            max_delete_window_seconds = r.max_delete_window_seconds,
-            "replica swept"
-        );
-    }
     if s.exit_code == exit::OK {
         tracing::info!(
             policy = %id,

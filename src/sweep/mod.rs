@@ -291,6 +291,17 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
         }
     }
 
+    for r in &replica_reports {
+        // The window a push landing on this replica could be lost in (no conditional delete).
+        tracing::debug!(
+            gateway = %r.url,
+            state = ?r.state,
+            groups = r.groups,
+            read_seconds = r.read_seconds,
+            max_delete_window_seconds = r.max_delete_window_seconds,
+            "replica swept"
+        );
+    }
     let mut report = SweepReport {
         started_at: started_at.to_string(),
         duration_seconds: clock.elapsed().as_secs_f64(),
