@@ -9,13 +9,13 @@
 # applied with kubectl. A benchmark, not a test: it prints a table per front door and asserts
 # nothing (tests/soak_short.rs asserts what is deterministic). SOAK_MODES="run" runs one half.
 #
-#   bash scripts/soak.sh                          # 200 groups, 6 s period, 300 s: > 10 000 pushes
+#   bash scripts/soak.sh                          # 200 groups, 5.5 s period, 300 s: > 10 000 pushes
 #   SOAK_SECONDS=30 SOAK_GROUPS=50 bash scripts/soak.sh    # a quick look
 #
 # Loopback only; every process started here is killed by its PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${SOAK_SECONDS:=300}" "${SOAK_GROUPS:=200}" "${SOAK_PERIOD:=6}" "${SOAK_GRACE:=5}"
+: "${SOAK_SECONDS:=300}" "${SOAK_GROUPS:=200}" "${SOAK_PERIOD:=5.5}" "${SOAK_GRACE:=5}"
 : "${SOAK_INTERVAL:=10}" "${SOAK_MODES:=run controller}"
 export SOAK_SECONDS SOAK_GROUPS SOAK_PERIOD
 gateway_bin=${PGW_JANITOR_TEST_PUSHGATEWAY:-prometheus-pushgateway}
