@@ -18,6 +18,8 @@ fn report(outcomes: &[Outcome], failed_replica: bool) -> SweepReport {
         replanned: false,
         read_seconds: None,
         max_delete_window_seconds: None,
+        start_time: None,
+        restarted: None,
     };
     let mut replicas = vec![replica(ReplicaState::Ok)];
     if failed_replica {

@@ -66,6 +66,13 @@ pub struct ReplicaReport {
     /// Longest time between reading a group and sending its DELETE: a push landing in this
     /// window would be lost (the gateway has no conditional delete).
     pub max_delete_window_seconds: Option<f64>,
+    /// `start_time` from the replica's `/api/v1/status`; it changes when the replica restarts.
+    pub start_time: Option<String>,
+    /// Set only by a front door that remembers the previous sweep (`run --policies`, the
+    /// controller): the start time changed since then, so deleted groups may have come back from
+    /// its persistence file. Absent from a one-shot sweep's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,8 +11,9 @@ use kube::Client;
 
 use super::leader::LeaderFlag;
 use crate::metrics::Metrics;
+use crate::report::SweepReport;
 use crate::server::Health;
-use crate::sweep::Tuning;
+use crate::sweep::{StartTimes, Tuning};
 
 /// The reporting controller name on events, and the Lease name by default.
 pub const CONTROLLER_NAME: &str = "pushgateway-janitor";
@@ -57,6 +58,8 @@ pub struct Context {
     pub leader: LeaderFlag,
     /// Consecutive failures per policy (`namespace/name`), for the error backoff.
     failures: Mutex<HashMap<String, Failures>>,
+    /// Each policy's memory of its replicas' start times, so a restart is reported.
+    start_times: Mutex<HashMap<String, StartTimes>>,
 }
 
 impl Context {
@@ -84,6 +87,7 @@ impl Context {
             settings,
             leader,
             failures: Mutex::default(),
+            start_times: Mutex::default(),
         }
     }
 
@@ -119,6 +123,12 @@ impl Context {
             .retry_at
             .checked_duration_since(Instant::now())?;
         (!left.is_zero()).then_some(left)
+    }
+
+    /// Marks the replicas of `key`'s report that restarted since its previous sweep.
+    pub fn observe_start_times(&self, key: &str, report: &mut SweepReport) {
+        let mut all = self.start_times.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(key.to_string()).or_default().observe(report);
     }
 
     /// A reconcile of `key` went through: its next failure starts the backoff afresh.

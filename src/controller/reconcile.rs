@@ -214,7 +214,8 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         refused = found.refused.len(),
         "sweeping"
     );
-    let report = sweep::run(&checked.sweep, &gateway_http, found).await;
+    let mut report = sweep::run(&checked.sweep, &gateway_http, found).await;
+    ctx.observe_start_times(&key(obj), &mut report);
     let s = &report.summary;
     if report.actions.is_empty() && s.replicas_failed == 0 && s.guard.is_none() {
         // An idle policy every interval: not worth an info line (the delete log has the deletes).

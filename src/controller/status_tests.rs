@@ -20,6 +20,8 @@ fn replica(url: &str, state: ReplicaState, error: Option<&str>) -> ReplicaReport
         replanned: false,
         read_seconds: None,
         max_delete_window_seconds: None,
+        start_time: None,
+        restarted: None,
     }
 }
 

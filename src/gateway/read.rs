@@ -475,3 +475,6 @@ impl<'de> Visitor<'de> for MetricValue {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

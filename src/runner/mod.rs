@@ -20,7 +20,7 @@ use crate::metrics::{Metrics, PolicyLabels};
 use crate::policy::{self, CheckedPolicy, SourceSpec};
 use crate::report::{exit, SweepReport};
 use crate::secrets::{self, DirSecrets};
-use crate::sweep::{self, Tuning};
+use crate::sweep::{self, StartTimes, Tuning};
 use crate::{Error, Result};
 
 pub use load::{LoadedPolicy, Origin, Problem};
@@ -106,11 +106,17 @@ pub fn load_policies(
 
 /// One sweep of one policy: credentials (read fresh, so a rotated Secret is picked up), clients,
 /// replicas, then the engine. Never fails: a failure before the engine becomes the report.
-pub async fn sweep_policy(ctx: &Context, policy: &RunnablePolicy) -> SweepReport {
+/// `starts` is this policy's memory of its replicas' start times, so a restart is reported.
+pub async fn sweep_policy(
+    ctx: &Context,
+    policy: &RunnablePolicy,
+    starts: &mut StartTimes,
+) -> SweepReport {
     let sweep = &policy.checked.sweep;
     let report = match prepare(ctx, policy).await {
         Ok((gateway_http, replicas)) => {
-            let report = sweep::run(sweep, &gateway_http, replicas).await;
+            let mut report = sweep::run(sweep, &gateway_http, replicas).await;
+            starts.observe(&mut report);
             ctx.metrics
                 .record_sweep(&policy.labels(), &report, unix_now());
             report
@@ -271,7 +277,13 @@ pub async fn main(args: &RunArgs) -> i32 {
 /// Sweeps each policy once, all at the same time, prints the reports in file order and returns
 /// the worst exit code (0 < 1 < 3, as `sweep`).
 async fn run_once(ctx: &Context, policies: &[RunnablePolicy], output: OutputFormat) -> i32 {
-    let reports = futures::future::join_all(policies.iter().map(|p| sweep_policy(ctx, p))).await;
+    // Once has no previous sweep: the reports give start times, never `restarted`.
+    let reports = futures::future::join_all(
+        policies
+            .iter()
+            .map(|p| async move { sweep_policy(ctx, p, &mut StartTimes::default()).await }),
+    )
+    .await;
     match output {
         OutputFormat::Table => {
             for (p, r) in policies.iter().zip(&reports) {

@@ -19,6 +19,7 @@ use crate::crd::PushgatewayRetentionSpec;
 use crate::report::exit;
 use crate::schedule;
 use crate::server::{self, Health};
+use crate::sweep::StartTimes;
 
 /// How long the HTTP server may take to close once every policy task has ended.
 const SERVER_STOP: Duration = Duration::from_secs(5);
@@ -239,6 +240,7 @@ async fn policy_loop(
 ) {
     let cadence = &policy.checked.cadence;
     let mut last_sweep: Option<Timestamp> = None;
+    let mut starts = StartTimes::default();
     loop {
         if *stop.borrow() {
             return;
@@ -248,7 +250,7 @@ async fn policy_loop(
             Ok(due) if due.sweep_now => {
                 last_sweep = Some(now);
                 // A panic in one sweep must not end this policy's loop (nor touch the others).
-                let swept = AssertUnwindSafe(sweep_policy(&ctx, &policy))
+                let swept = AssertUnwindSafe(sweep_policy(&ctx, &policy, &mut starts))
                     .catch_unwind()
                     .await;
                 if swept.is_err() {

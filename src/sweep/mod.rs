@@ -2,6 +2,9 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod restarts;
+
+pub use restarts::StartTimes;
 
 use std::time::{Duration, Instant};
 
@@ -310,6 +313,8 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
             replanned: outcome.replanned,
             read_seconds: Some(read.seconds),
             max_delete_window_seconds: outcome.max_window.map(|d| d.as_secs_f64()),
+            start_time: read.status.as_ref().and_then(|s| s.start_time.clone()),
+            restarted: None,
         });
         let admin_wipe = rp.admin_wipe && outcome.admin_wiped;
         for (decision, outcome, error) in outcome.actions {
@@ -333,6 +338,17 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
         }
     }
 
+    for r in &replica_reports {
+        // The window a push landing on this replica could be lost in (no conditional delete).
+        tracing::debug!(
+            gateway = %r.url,
+            state = ?r.state,
+            groups = r.groups,
+            read_seconds = r.read_seconds,
+            max_delete_window_seconds = r.max_delete_window_seconds,
+            "replica swept"
+        );
+    }
     let mut report = SweepReport {
         started_at: started_at.to_string(),
         duration_seconds: clock.elapsed().as_secs_f64(),

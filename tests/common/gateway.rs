@@ -23,6 +23,9 @@ pub struct GatewayOpts {
     pub route_prefix: Option<String>,
     /// `--push.enable-utf8-names` (1.11+; panics on an older binary).
     pub utf8_names: bool,
+    /// `--persistence.file` (with `--persistence.interval` in `extra_args` if wanted); without
+    /// it, no persistence.
+    pub persistence_file: Option<std::path::PathBuf>,
     /// Appended to the command line as is.
     pub extra_args: Vec<String>,
     /// Content of a `--web.config.file` (TLS, basic auth). Readiness then accepts any HTTP
@@ -89,6 +92,9 @@ pub struct TestGateway {
     prefix: String,
     proc: Proc,
     client: reqwest::Client,
+    /// The command line, for [`TestGateway::restart`].
+    args: Vec<String>,
+    any_answer: bool,
     // Dropped after `proc` (field order), so the log outlives the process.
     _dir: tempfile::TempDir,
 }
@@ -110,15 +116,22 @@ impl TestGateway {
                 .expect("create temp dir");
             let port = free_port();
             let bin = pushgateway_bin();
-            let mut cmd = Command::new(&bin);
-            cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            let mut args = vec![
+                format!("--web.listen-address=127.0.0.1:{port}"),
                 // Debian defaults this to a file shared by every replica; empty = no persistence.
-                .arg("--persistence.file=");
+                format!(
+                    "--persistence.file={}",
+                    opts.persistence_file
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            ];
             if opts.admin_api {
-                cmd.arg("--web.enable-admin-api");
+                args.push("--web.enable-admin-api".into());
             }
             if !prefix.is_empty() {
-                cmd.arg(format!("--web.route-prefix=/{prefix}"));
+                args.push(format!("--web.route-prefix=/{prefix}"));
             }
             if opts.utf8_names {
                 assert!(
@@ -126,14 +139,16 @@ impl TestGateway {
                     "--push.enable-utf8-names needs Pushgateway 1.11+, {bin} is {}",
                     pushgateway_version()
                 );
-                cmd.arg("--push.enable-utf8-names");
+                args.push("--push.enable-utf8-names".into());
             }
-            cmd.args(&opts.extra_args);
+            args.extend(opts.extra_args.iter().cloned());
             if let Some(web_config) = &opts.web_config {
                 let path = dir.path().join("web.yml");
                 std::fs::write(&path, web_config).expect("write web config");
-                cmd.arg(format!("--web.config.file={}", path.display()));
+                args.push(format!("--web.config.file={}", path.display()));
             }
+            let mut cmd = Command::new(&bin);
+            cmd.args(&args);
             let mut proc = Proc::spawn(&bin, cmd, &dir.path().join("gateway.log"));
             let ready = if prefix.is_empty() {
                 "/-/ready".to_string()
@@ -155,6 +170,8 @@ impl TestGateway {
                         prefix,
                         proc,
                         client: http_client(),
+                        args,
+                        any_answer,
                         _dir: dir,
                     };
                 }
@@ -167,6 +184,47 @@ impl TestGateway {
     /// Kills the replica now, to simulate one that is down. Its port is not reused by the harness.
     pub fn stop(&mut self) {
         self.proc.kill();
+    }
+
+    /// Kills the replica (SIGKILL, if still running) and starts it again with the same command
+    /// line on the same port, so it comes back as the same replica with a new `start_time` (and,
+    /// with a persistence file, whatever that file holds). Waits (bounded) until it is ready.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let bin = pushgateway_bin();
+        let mut cmd = Command::new(&bin);
+        cmd.args(&self.args);
+        let log = self._dir.path().join("gateway-restarted.log");
+        let mut proc = Proc::spawn(&bin, cmd, &log);
+        let ready = if self.prefix.is_empty() {
+            "/-/ready".to_string()
+        } else {
+            format!("/{}/-/ready", self.prefix)
+        };
+        match proc.wait_ready(
+            &self.address(),
+            &ready,
+            Duration::from_secs(20),
+            self.any_answer,
+        ) {
+            Ok(()) => self.proc = proc,
+            Err(StartError::PortTaken) => panic!(
+                "{}: cannot restart on port {}: another program took it meanwhile",
+                bin, self.port
+            ),
+        }
+    }
+
+    /// Sends a signal to the replica's process by its PID (`kill -STOP`, `-CONT`): a stopped
+    /// replica keeps its port open and answers nothing. Panics if it is not running.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the replica is not running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed: {status}");
     }
 
     /// `127.0.0.1:PORT`, as Prometheus targets and `up{instance=...}` spell it.
@@ -227,6 +285,45 @@ impl TestGateway {
             "push {key:?} to {} answered {status}: {text}",
             self.base_url
         );
+    }
+
+    /// Pushes `n` groups `{job=JOB, instance="i-<k>"}` (k in 0..n), each with `fill_seq <k>`,
+    /// `concurrency` at a time. For filling a replica fast, start it with
+    /// `--push.disable-consistency-check`: the check makes every push O(store).
+    pub async fn fill(&self, job: &str, n: usize, concurrency: usize) {
+        use futures::StreamExt as _;
+        futures::stream::iter(0..n)
+            .map(|k| async move {
+                let instance = format!("i-{k}");
+                self.push(
+                    &[("job", job), ("instance", &instance)],
+                    &format!("fill_seq {k}\n"),
+                )
+                .await
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// How many groups of `job` the replica holds.
+    pub async fn count_job(&self, job: &str) -> usize {
+        self.groups()
+            .await
+            .iter()
+            .filter(|k| k.get("job").map(String::as_str) == Some(job))
+            .count()
+    }
+
+    /// `data.start_time` of `api/v1/status`: changes when the replica restarts.
+    pub async fn start_time(&self) -> String {
+        let (status, text) = self.get("api/v1/status").await;
+        assert_eq!(status, 200, "api/v1/status answered {status}: {text}");
+        let doc: Value = serde_json::from_str(&text).expect("api/v1/status is JSON");
+        doc["data"]["start_time"]
+            .as_str()
+            .expect("data.start_time")
+            .to_string()
     }
 
     /// `PUT` to a group, for tests that expect a failure; returns the status.

@@ -173,8 +173,15 @@ pub fn blocking_get_status(addr: &str, path: &str) -> Option<u16> {
     )
     .ok()?;
     let mut head = Vec::new();
-    // The status line is all we need; the read timeout bounds this.
-    stream.take(64 * 1024).read_to_end(&mut head).ok()?;
+    // The status line is all we need: stop at its end, so a big or throttled body is never
+    // read (the read timeout bounds each read).
+    let mut buf = [0u8; 1024];
+    while !head.contains(&b'\n') && head.len() < 64 * 1024 {
+        match stream.read(&mut buf).ok()? {
+            0 => break,
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
     let text = String::from_utf8_lossy(&head);
     let status_line = text.lines().next()?;
     status_line.split_whitespace().nth(1)?.parse().ok()

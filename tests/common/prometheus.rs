@@ -18,6 +18,9 @@ pub struct TestPrometheus {
     pub port: u16,
     proc: Proc,
     client: reqwest::Client,
+    /// The command line, for [`TestPrometheus::restart`].
+    args: Vec<String>,
+    any_answer: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -65,18 +68,18 @@ impl TestPrometheus {
             let config_path = dir.path().join("prometheus.yml");
             std::fs::write(&config_path, &config).expect("write prometheus.yml");
             let port = free_port();
-            let mut cmd = Command::new(prometheus_bin());
-            cmd.arg(format!("--config.file={}", config_path.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+            let mut args = vec![
+                format!("--config.file={}", config_path.display()),
+                format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ];
             if let Some(web_config) = web_config {
                 let path = dir.path().join("web.yml");
                 std::fs::write(&path, web_config).expect("write web config");
-                cmd.arg(format!("--web.config.file={}", path.display()));
+                args.push(format!("--web.config.file={}", path.display()));
             }
+            let mut cmd = Command::new(prometheus_bin());
+            cmd.args(&args);
             let mut proc = Proc::spawn(&prometheus_bin(), cmd, &dir.path().join("prometheus.log"));
             let addr = format!("127.0.0.1:{port}");
             match proc.wait_ready(
@@ -91,6 +94,8 @@ impl TestPrometheus {
                         port,
                         proc,
                         client: http_client(),
+                        args,
+                        any_answer: web_config.is_some(),
                         _dir: dir,
                     }
                 }
@@ -98,6 +103,31 @@ impl TestPrometheus {
             }
         }
         panic!("prometheus: no free port after 5 attempts");
+    }
+
+    /// Kills Prometheus now (SIGKILL): its API refuses connections until [`TestPrometheus::start_again`].
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts Prometheus again with the same command line, port and data directory, and waits
+    /// (bounded) for `-/ready`. Panics if another program took the port meanwhile.
+    pub fn start_again(&mut self) {
+        self.proc.kill();
+        let mut cmd = Command::new(prometheus_bin());
+        cmd.args(&self.args);
+        let log = self._dir.path().join("prometheus-again.log");
+        let mut proc = Proc::spawn(&prometheus_bin(), cmd, &log);
+        let addr = format!("127.0.0.1:{}", self.port);
+        match proc.wait_ready(&addr, "/-/ready", Duration::from_secs(60), self.any_answer) {
+            Ok(()) => self.proc = proc,
+            Err(StartError::PortTaken) => {
+                panic!(
+                    "prometheus: cannot start again on port {}: taken meanwhile",
+                    self.port
+                )
+            }
+        }
     }
 
     pub fn log_tail(&self, n: usize) -> String {

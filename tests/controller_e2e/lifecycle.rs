@@ -182,7 +182,7 @@ async fn sigterm_ends_readiness_and_exits_0() {
         .expect("the last answer is none");
     for r in &seen[first_not_ready..] {
         assert!(
-            matches!(r, None) || r == &Some((503, "shutting down".to_string())),
+            r.is_none() || r == &Some((503, "shutting down".to_string())),
             "after the first not-ready answer: {seen:?}"
         );
     }
