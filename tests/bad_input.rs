@@ -116,19 +116,15 @@ async fn bad_flags_are_refused_with_exit_2_before_anything_is_touched() {
     );
 }
 
+/// A sweep with a short request timeout, for replicas that hang.
 fn sweep_json(args: &[&str]) -> (i32, Value) {
-    let mut cmd = janitor();
-    cmd.arg("sweep").args(args).args([
-        "--output",
-        "json",
-        "--min-ttl",
-        "1s",
-        "--request-timeout",
-        "3s",
-    ]);
-    let out = common::run_bounded(cmd, Duration::from_secs(120));
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), report)
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--request-timeout", "3s"])
+        .collect();
+    let (code, report, _) = common::sweep_json(&args);
+    (code, report)
 }
 
 #[tokio::test]

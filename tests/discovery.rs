@@ -9,27 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    janitor, run_bounded, sleep_past, GatewayOpts, TestGateway, TestNginx, TestPrometheus, Tripwire,
+    sleep_past, sweep_json, GatewayOpts, TestGateway, TestNginx, TestPrometheus, Tripwire,
 };
 use serde_json::Value;
 
 const JOB: &str = "pushgateway";
-
-fn sweep(args: &[&str]) -> (i32, Value, String) {
-    let mut cmd = janitor();
-    cmd.arg("sweep").args(args).args([
-        "--output",
-        "json",
-        "--min-ttl",
-        "1s",
-        "--confirm-timeout",
-        "10s",
-    ]);
-    let out = run_bounded(cmd, Duration::from_secs(120));
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status.code().unwrap_or(-1), report, stderr)
-}
 
 /// Pushes the fake: one `up` sample whose `instance` is the tripwire's address.
 async fn push_fake_up(gw: &TestGateway, fake: &str) {
@@ -85,7 +69,7 @@ async fn a_pushed_up_series_is_refused_never_contacted_and_the_real_replicas_are
         .await;
     assert!(up.contains_key(&a.address()) && up.contains_key(&b.address()));
 
-    let (code, report, stderr) = sweep(&[
+    let (code, report, stderr) = sweep_json(&[
         "--prometheus",
         &prom.url,
         "--job",
@@ -148,7 +132,8 @@ async fn relabeled_instances_and_route_prefixes_come_from_the_scrape_url() {
     )
     .await;
     sleep_past(2.0).await;
-    let (code, report, stderr) = sweep(&["--prometheus", &prom.url, "--job", JOB, "--ttl", "2s"]);
+    let (code, report, stderr) =
+        sweep_json(&["--prometheus", &prom.url, "--job", JOB, "--ttl", "2s"]);
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_eq!(replica_urls(&report), vec![gw.base_url.clone()]);
     assert!(refused_instances(&report).is_empty());
@@ -175,7 +160,7 @@ async fn without_a_targets_api_only_allowed_addresses_are_contacted() {
     sleep_past(2.0).await;
     let selector = r#"{job!="pushgateway"}"#;
 
-    let (code, report, _) = sweep(&[
+    let (code, report, _) = sweep_json(&[
         "--prometheus",
         &front.url,
         "--job",
@@ -190,7 +175,7 @@ async fn without_a_targets_api_only_allowed_addresses_are_contacted() {
     assert!(error.contains("targets API"), "{error}");
     assert!(gw.has_group(&[("job", "old")]).await, "nothing touched");
 
-    let (code, _, stderr) = sweep(&[
+    let (code, _, stderr) = sweep_json(&[
         "--prometheus",
         &front.url,
         "--job",
@@ -204,7 +189,7 @@ async fn without_a_targets_api_only_allowed_addresses_are_contacted() {
     assert!(stderr.contains("--allow-replica"), "{stderr}");
     assert!(gw.has_group(&[("job", "old")]).await, "nothing touched");
 
-    let (code, report, stderr) = sweep(&[
+    let (code, report, stderr) = sweep_json(&[
         "--prometheus",
         &front.url,
         "--job",
@@ -242,7 +227,7 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     std::fs::write(&password, "hunter2\n").unwrap();
-    let (code, report, stderr) = sweep(&[
+    let (code, report, stderr) = sweep_json(&[
         "--gateway",
         &redirector.url,
         "--ttl",

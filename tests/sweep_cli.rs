@@ -6,29 +6,11 @@
 
 mod common;
 
-use std::process::Output;
-use std::time::Duration;
-
-use common::{
-    janitor, run_bounded, sleep_past, GatewayOpts, TestGateway, TestNginx, TestPrometheus,
-};
+use common::{sleep_past, GatewayOpts, TestGateway, TestNginx, TestPrometheus};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let mut cmd = janitor();
-    cmd.arg("sweep").args(args).args([
-        "--output",
-        "json",
-        "--min-ttl",
-        "1s",
-        "--confirm-timeout",
-        "10s",
-    ]);
-    let out: Output = run_bounded(cmd, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), report, stderr)
+    common::sweep_json(args)
 }
 
 fn outcomes(report: &Value) -> Vec<(String, String, String)> {

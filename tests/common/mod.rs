@@ -40,7 +40,7 @@ pub use fault::{Fault, FaultServer};
 pub use gateway::{gauge_value, group_path, key, GatewayOpts, Key, TestGateway};
 pub use nginx::TestNginx;
 pub use prometheus::TestPrometheus;
-pub use run::run_bounded;
+pub use run::{run_bounded, sweep_json};
 pub use tripwire::Tripwire;
 
 /// A port that was free on 127.0.0.1 a moment ago. Starters retry with another port if a program

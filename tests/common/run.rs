@@ -98,3 +98,21 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Runs `pushgateway-janitor sweep ARGS --output json --min-ttl 1s --confirm-timeout 10s`,
+/// bounded: the exit code, the JSON report (`null` when stdout held none) and stderr.
+pub fn sweep_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut cmd = super::janitor();
+    cmd.arg("sweep").args(args).args([
+        "--output",
+        "json",
+        "--min-ttl",
+        "1s",
+        "--confirm-timeout",
+        "10s",
+    ]);
+    let out = run_bounded(cmd, Duration::from_secs(120));
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
