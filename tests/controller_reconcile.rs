@@ -374,3 +374,70 @@ async fn a_non_leader_touches_neither_gateways_nor_status() {
 
 #[path = "controller_reconcile/lease.rs"]
 mod lease;
+
+#[tokio::test]
+async fn a_sweep_whose_status_the_api_refused_is_written_later_and_never_repeated() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old1")], "x 1\n").await;
+    sleep_past(2.0).await;
+    let obj = policy("flaky", static_spec(&[&gw.base_url]), None);
+    let (ctx, mut api) = context(true);
+
+    // The API server fails the status apply after the sweep (as when it restarts).
+    let scenario = tokio::spawn(async move {
+        let seen = api.next().await;
+        assert_eq!(seen.method, Method::PATCH, "{}", seen.uri);
+        respond(
+            seen.reply,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "etcdserver: leader changed", "reason": "InternalError", "code": 500}),
+        );
+        api
+    });
+    let first = tokio::time::timeout(WAIT, reconcile_policy(&obj, &ctx))
+        .await
+        .expect("reconcile within the bound");
+    assert!(
+        first.is_err(),
+        "the failed status write is an error: {first:?}"
+    );
+    let mut api = tokio::time::timeout(WAIT, scenario).await.unwrap().unwrap();
+    assert!(
+        !gw.has_group(&[("job", "old1")]).await,
+        "the sweep itself went through"
+    );
+
+    // A group that a second sweep would delete.
+    gw.push(&[("job", "old2")], "x 1\n").await;
+    sleep_past(2.0).await;
+    // The next reconcile sees the object as the server holds it, with no status: it writes the
+    // remembered sweep's status first, and does not sweep again for the same due time.
+    let scenario = tokio::spawn(async move {
+        let status = api.status_apply("flaky").await;
+        let last = status.last_sweep.clone().expect("the remembered lastSweep");
+        assert_eq!((last.deleted, last.groups_seen), (1, 1));
+        assert_eq!(status.totals.sweeps, 1);
+        // Any further write only says when the next sweep is due.
+        loop {
+            let next = tokio::time::timeout(Duration::from_millis(300), api.0.next_request()).await;
+            let Ok(Some((request, reply))) = next else {
+                break;
+            };
+            assert_eq!(request.method(), Method::PATCH, "{}", request.uri());
+            let body = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["status"]["totals"]["sweeps"], 1, "{body}");
+            let mut answer = serde_json::to_value(policy("flaky", json!({}), None)).unwrap();
+            answer["status"] = body["status"].clone();
+            respond(reply, StatusCode::OK, &answer);
+        }
+    });
+    let second = reconcile(&obj, &ctx).await;
+    assert!(matches!(second, Reconciled::NotDue { .. }), "{second:?}");
+    tokio::time::timeout(WAIT, scenario).await.unwrap().unwrap();
+    assert!(
+        gw.has_group(&[("job", "old2")]).await,
+        "no second sweep for the same due time"
+    );
+}

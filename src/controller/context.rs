@@ -10,6 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 
 use super::leader::LeaderFlag;
+use crate::crd::PushgatewayRetentionStatus;
 use crate::metrics::Metrics;
 use crate::report::SweepReport;
 use crate::server::Health;
@@ -60,6 +61,17 @@ pub struct Context {
     failures: Mutex<HashMap<String, Failures>>,
     /// Each policy's memory of its replicas' start times, so a restart is reported.
     start_times: Mutex<HashMap<String, StartTimes>>,
+    /// The last sweep this process ran of each policy, so a sweep whose status could not be
+    /// written (the API server away) is neither repeated nor lost.
+    last_sweeps: Mutex<HashMap<String, LastSwept>>,
+}
+
+/// A sweep this process ran: for which generation, when, and its status if not yet written.
+#[derive(Debug, Clone)]
+pub struct LastSwept {
+    pub generation: Option<i64>,
+    pub started: jiff::Timestamp,
+    pub unsaved: Option<PushgatewayRetentionStatus>,
 }
 
 impl Context {
@@ -88,6 +100,7 @@ impl Context {
             leader,
             failures: Mutex::default(),
             start_times: Mutex::default(),
+            last_sweeps: Mutex::default(),
         }
     }
 
@@ -129,6 +142,33 @@ impl Context {
     pub fn observe_start_times(&self, key: &str, report: &mut SweepReport) {
         let mut all = self.start_times.lock().unwrap_or_else(|e| e.into_inner());
         all.entry(key.to_string()).or_default().observe(report);
+    }
+
+    /// The last sweep of `key` this process ran, for `generation` only.
+    pub fn last_swept(&self, key: &str, generation: Option<i64>) -> Option<LastSwept> {
+        let all = self.last_sweeps.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(key).filter(|s| s.generation == generation).cloned()
+    }
+
+    /// Remembers a sweep of `key`, with its status until [`Context::status_saved`] says it is
+    /// written.
+    pub fn swept(&self, key: &str, swept: LastSwept) {
+        let mut all = self.last_sweeps.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(key.to_string(), swept);
+    }
+
+    /// The status of `key`'s last sweep is written.
+    pub fn status_saved(&self, key: &str) {
+        let mut all = self.last_sweeps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = all.get_mut(key) {
+            s.unsaved = None;
+        }
+    }
+
+    /// A policy that is gone: nothing of it is remembered.
+    pub fn forget(&self, key: &str) {
+        let mut all = self.last_sweeps.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(key);
     }
 
     /// A reconcile of `key` went through: its next failure starts the backoff afresh.

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
-use super::context::{Context, FIELD_MANAGER};
+use super::context::{Context, LastSwept, FIELD_MANAGER};
 use super::events::{self, event};
 use super::status::{self, DEGRADED, GUARD_TRIPPED, READY, SPEC_INVALID};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
@@ -114,6 +114,7 @@ pub async fn reconcile_policy(obj: &PushgatewayRetention, ctx: &Context) -> Resu
     match reconcile_as_leader(obj, ctx).await {
         Err(e) if is_not_found(&e) => {
             ctx.metrics.forget(&labels(obj));
+            ctx.forget(&key(obj));
             Ok(Reconciled::Gone)
         }
         other => other,
@@ -122,7 +123,7 @@ pub async fn reconcile_policy(obj: &PushgatewayRetention, ctx: &Context) -> Resu
 
 async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Result<Reconciled> {
     let generation = obj.metadata.generation;
-    let prev = obj.status.clone().unwrap_or_default();
+    let mut prev = obj.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     let checked = match policy::check(&obj.spec, ctx.settings.floor, &ctx.settings.tuning) {
         Ok(mut checked) => {
@@ -155,17 +156,28 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         }
         return Ok(Reconciled::Suspended);
     }
+    // A sweep this process ran whose status the API server did not take (it was away): its
+    // status is written now, and it counts as the last sweep, so no due time is swept twice.
+    let remembered = ctx.last_swept(&key(obj), generation);
+    if let Some(unsaved) = remembered.as_ref().and_then(|r| r.unsaved.clone()) {
+        tracing::info!("writing the status of a sweep the API server did not take");
+        apply_status(ctx, obj, &unsaved).await?;
+        ctx.status_saved(&key(obj));
+        prev = unsaved;
+    }
     let last_sweep = prev
         .last_sweep
         .as_ref()
-        .and_then(|l| l.start_time.parse::<Timestamp>().ok());
+        .and_then(|l| l.start_time.parse::<Timestamp>().ok())
+        .max(remembered.as_ref().map(|r| r.started));
     let anchor = obj
         .metadata
         .creation_timestamp
         .as_ref()
         .map_or(now, |t| t.0);
-    // A changed spec sweeps at once; the status says which generation it last acted on.
-    let force = prev.observed_generation != generation;
+    // A changed spec sweeps at once; the status (or this process's memory) says which
+    // generation it last acted on.
+    let force = prev.observed_generation != generation && remembered.is_none();
     let due = checked.cadence.due(last_sweep, anchor, now, force)?;
     if !due.sweep_now {
         let new = status::waiting(&prev, generation, due.next_check, due.next_tick, now);
@@ -238,7 +250,16 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
     }
     ctx.metrics.record_sweep(&labels(obj), &report, unix_now());
     let new = status::swept(&prev, &report, generation, due.next_tick, now);
+    ctx.swept(
+        &key(obj),
+        LastSwept {
+            generation,
+            started: now,
+            unsaved: Some(new.clone()),
+        },
+    );
     apply_status(ctx, obj, &new).await?;
+    ctx.status_saved(&key(obj));
     for ev in events::for_sweep(&report) {
         publish(ctx, obj, ev).await;
     }
