@@ -98,15 +98,33 @@ pub fn server() -> &'static TestServer {
 }
 
 fn start_server() -> TestServer {
-    let binary = testserver_binary();
     let dir = tempfile::Builder::new()
         .prefix("pgw-test-kube-")
         .tempdir()
         .expect("create temp dir")
         .keep();
-    let mut cmd = Command::new(&binary);
-    cmd.arg("--dir").arg(&dir).arg("--exit-on-stdin-close");
-    let log = dir.join("testserver.out");
+    let (proc, url) = spawn_ready(&dir, false);
+    TestServer {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+        url,
+        _proc: Mutex::new(proc),
+    }
+}
+
+/// Starts the server on `dir` (again, on its etcd data, certificates and port, with `restart`)
+/// and waits, bounded, for its `ready URL` line.
+fn spawn_ready(dir: &Path, restart: bool) -> (Proc, String) {
+    let mut cmd = Command::new(testserver_binary());
+    cmd.arg("--dir").arg(dir).arg("--exit-on-stdin-close");
+    if restart {
+        cmd.arg("--restart");
+    }
+    static STARTS: AtomicU32 = AtomicU32::new(0);
+    let log = dir.join(format!(
+        "testserver-{}.out",
+        STARTS.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut proc = Proc::spawn_holding_stdin("kube-testserver", cmd, &log);
     let timeout = Duration::from_secs(180);
     let deadline = Instant::now() + timeout;
@@ -117,12 +135,7 @@ fn start_server() -> TestServer {
             .find_map(|l| l.strip_prefix("ready "))
             .map(|u| u.trim().to_string())
         {
-            return TestServer {
-                kubeconfig: dir.join("kubeconfig"),
-                dir,
-                url,
-                _proc: Mutex::new(proc),
-            };
+            return (proc, url);
         }
         if let Some(status) = proc.try_exit() {
             panic!(
@@ -147,6 +160,19 @@ fn start_server() -> TestServer {
 }
 
 impl TestServer {
+    /// Kills the API server and its etcd (SIGKILL, by PID): every client loses it at once.
+    pub fn kill(&self) {
+        self._proc.lock().unwrap_or_else(|e| e.into_inner()).kill();
+    }
+
+    /// Starts the killed server again on the same etcd data, certificates and port, and waits
+    /// until it is ready: to its clients, the API server restarted.
+    pub fn start_again(&self) {
+        let (proc, url) = spawn_ready(&self.dir, true);
+        assert_eq!(url, self.url, "the restarted server is on the same port");
+        *self._proc.lock().unwrap_or_else(|e| e.into_inner()) = proc;
+    }
+
     /// Every audit event (Metadata level, one per request stage) logged so far. A line still
     /// being written is skipped.
     pub fn audit_events(&self) -> Vec<Value> {

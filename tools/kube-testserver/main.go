@@ -88,6 +88,7 @@ func main() {
 	exitOnStdinClose := flag.Bool("exit-on-stdin-close", false, "shut down when standard input reaches EOF")
 	readyTimeout := flag.Duration("ready-timeout", 120*time.Second, "give up if /readyz is not 200 by then")
 	stopTimeout := flag.Duration("stop-timeout", 10*time.Second, "exit anyway (status 3) if shutdown takes longer")
+	restart := flag.Bool("restart", false, "start again on the cluster an earlier run left in --dir: the same etcd data, certificates and ports (an API server restart)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: kube-testserver --dir DIR [--exit-on-stdin-close] [-- EXTRA-KUBE-APISERVER-FLAGS...]\n")
 		flag.PrintDefaults()
@@ -105,7 +106,12 @@ func main() {
 		fail("--dir %s: not a directory", *dir)
 	}
 	// A fresh cluster each start: stale url/etcd data must never be mistaken for this run's.
-	for _, p := range []string{"url", "kubeconfig", "etcd", "pki"} {
+	// With --restart only the url goes: it is written again once this run is ready.
+	fresh := []string{"url", "kubeconfig", "etcd", "pki", "ports"}
+	if *restart {
+		fresh = []string{"url"}
+	}
+	for _, p := range fresh {
 		if err := os.RemoveAll(filepath.Join(d, p)); err != nil {
 			fail("%v", err)
 		}
@@ -152,24 +158,42 @@ func main() {
 	if err := os.MkdirAll(pki, 0o700); err != nil {
 		fail("%v", err)
 	}
-	c, err := makePKI(pki)
+	var c *creds
+	if *restart {
+		c, err = loadPKI(pki)
+	} else {
+		c, err = makePKI(pki)
+	}
 	if err != nil {
 		fail("certificates: %v", err)
+	}
+	var kept *ports
+	if *restart {
+		if kept, err = readPorts(filepath.Join(d, "ports")); err != nil {
+			fail("--restart: %v", err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(d, "audit-policy.yaml"), []byte(auditPolicy), 0o644); err != nil {
 		fail("%v", err)
 	}
 
-	etcd, etcdURL, err := startEtcd(ctx, d)
+	etcd, etcdURL, etcdPorts, err := startEtcd(ctx, d, kept)
 	if err != nil {
 		fail("etcd: %v (see %s)", err, filepath.Join(d, "etcd.log"))
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listenAddr := "127.0.0.1:0"
+	if kept != nil {
+		listenAddr = "127.0.0.1:" + strconv.Itoa(kept.api)
+	}
+	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		fail("listen: %v", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	if err := writeFileAtomic(filepath.Join(d, "ports"), []byte(fmt.Sprintf("%d %d %d\n", port, etcdPorts[0], etcdPorts[1]))); err != nil {
+		fail("%v", err)
+	}
 	serverURL := "https://127.0.0.1:" + strconv.Itoa(port)
 
 	args := []string{
@@ -284,25 +308,59 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// ports are what a restart reuses: the API server's, etcd's client and peer ports.
+type ports struct{ api, etcdClient, etcdPeer int }
+
+func readPorts(path string) (*ports, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p ports
+	if _, err := fmt.Sscanf(string(b), "%d %d %d", &p.api, &p.etcdClient, &p.etcdPeer); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return &p, nil
+}
+
+// loadPKI reads the admin credentials makePKI wrote (the server's own files stay where they are).
+func loadPKI(dir string) (*creds, error) {
+	var c creds
+	for name, dst := range map[string]*[]byte{"ca.crt": &c.caPEM, "admin.crt": &c.clientCertPEM, "admin.key": &c.clientKeyPEM} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		*dst = b
+	}
+	return &c, nil
+}
+
 // startEtcd starts a single-member etcd on two free loopback ports (client, peer); it retries
-// with other ports if one was taken between picking and binding.
-func startEtcd(ctx context.Context, d string) (*embed.Etcd, string, error) {
+// with other ports if one was taken between picking and binding. With `kept`, it starts again
+// on the ports and data of an earlier run.
+func startEtcd(ctx context.Context, d string, kept *ports) (*embed.Etcd, string, [2]int, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		cp, err := freePort()
 		if err != nil {
-			return nil, "", err
+			return nil, "", [2]int{}, err
 		}
 		pp, err := freePort()
 		if err != nil {
-			return nil, "", err
+			return nil, "", [2]int{}, err
+		}
+		if kept != nil {
+			cp, pp = kept.etcdClient, kept.etcdPeer
 		}
 		clientURL := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(cp)}
 		peerURL := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(pp)}
 		cfg := embed.NewConfig()
 		cfg.Name = "kube-testserver"
 		cfg.Dir = filepath.Join(d, "etcd")
-		_ = os.RemoveAll(cfg.Dir)
+		if kept == nil {
+			_ = os.RemoveAll(cfg.Dir)
+		}
 		cfg.ListenClientUrls = []url.URL{clientURL}
 		cfg.AdvertiseClientUrls = []url.URL{clientURL}
 		cfg.ListenPeerUrls = []url.URL{peerURL}
@@ -319,19 +377,22 @@ func startEtcd(ctx context.Context, d string) (*embed.Etcd, string, error) {
 		}
 		select {
 		case <-e.Server.ReadyNotify():
-			return e, clientURL.String(), nil
+			return e, clientURL.String(), [2]int{cp, pp}, nil
 		case err := <-e.Err():
 			e.Close()
 			lastErr = err
 		case <-time.After(60 * time.Second):
 			e.Close()
-			return nil, "", errors.New("not ready after 60s")
+			return nil, "", [2]int{}, errors.New("not ready after 60s")
 		case <-ctx.Done():
 			e.Close()
 			os.Exit(0)
 		}
+		if kept != nil {
+			break // the same ports again would fail the same way
+		}
 	}
-	return nil, "", lastErr
+	return nil, "", [2]int{}, lastErr
 }
 
 func waitReady(ctx context.Context, serverURL string, c *creds, timeout time.Duration) <-chan error {
