@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The production layout of /work/shared/CONTEXT.md, for real, under load (issue #11): Debian's
+# The production layout of the shared CONTEXT.md, for real, under load (issue #11): Debian's
 # nginx round-robins pushes over 3 Pushgateway replicas, Prometheus scrapes each with
 # honor_labels, real HTTP clients (scripts/soak_clients.py) push through nginx (SOAK_GROUPS
 # groups, each every SOAK_PERIOD s, for SOAK_SECONDS; each push carries its sequence number), and
