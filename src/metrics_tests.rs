@@ -6,21 +6,7 @@ use crate::plan::Reason;
 use crate::report::{ActionReport, ReplicaReport, Summary};
 
 fn report(outcomes: &[Outcome], failed_replica: bool) -> SweepReport {
-    let replica = |state| ReplicaReport {
-        url: "http://pgw:9091/".into(),
-        state,
-        error: None,
-        groups: Some(3),
-        unkeyed_groups: 0,
-        version: None,
-        admin_api: None,
-        admin_wipe: false,
-        replanned: false,
-        read_seconds: None,
-        max_delete_window_seconds: None,
-        start_time: None,
-        restarted: None,
-    };
+    let replica = |state| ReplicaReport::for_test("http://pgw:9091/", state, 3);
     let mut replicas = vec![replica(ReplicaState::Ok)];
     if failed_replica {
         replicas.push(replica(ReplicaState::Failed));

@@ -148,6 +148,28 @@ pub struct GuardReport {
     pub message: String,
 }
 
+#[cfg(test)]
+impl ReplicaReport {
+    /// A replica read well with `groups` groups and nothing else known, for unit tests to vary.
+    pub(crate) fn for_test(url: &str, state: ReplicaState, groups: usize) -> ReplicaReport {
+        ReplicaReport {
+            url: url.into(),
+            state,
+            error: None,
+            groups: Some(groups),
+            unkeyed_groups: 0,
+            version: None,
+            admin_api: None,
+            admin_wipe: false,
+            replanned: false,
+            read_seconds: None,
+            max_delete_window_seconds: None,
+            start_time: None,
+            restarted: None,
+        }
+    }
+}
+
 impl SweepReport {
     pub fn count(&self, outcome: Outcome) -> usize {
         self.actions.iter().filter(|a| a.outcome == outcome).count()

@@ -9,19 +9,8 @@ fn ts(s: &str) -> Timestamp {
 
 fn replica(url: &str, state: ReplicaState, error: Option<&str>) -> ReplicaReport {
     ReplicaReport {
-        url: url.into(),
-        state,
         error: error.map(String::from),
-        groups: Some(2),
-        unkeyed_groups: 0,
-        version: None,
-        admin_api: None,
-        admin_wipe: false,
-        replanned: false,
-        read_seconds: None,
-        max_delete_window_seconds: None,
-        start_time: None,
-        restarted: None,
+        ..ReplicaReport::for_test(url, state, 2)
     }
 }
 

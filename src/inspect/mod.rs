@@ -7,17 +7,15 @@ mod view;
 
 use std::collections::{BTreeMap, HashMap};
 
-use futures::{stream, StreamExt};
 use serde::Serialize;
 
 use crate::discover::{Discovered, Refused};
-use crate::gateway::Gateway;
 use crate::http::redact_url;
 use crate::model::Labels;
-use crate::plan::{self, Policy, ReplicaInput};
+use crate::plan::{self, Policy};
 use crate::report::{exit, ReplicaState};
 use crate::selector::format_labels;
-use crate::sweep::{read_replica, Tuning};
+use crate::sweep::{plan_inputs, read_all, Tuning};
 
 pub use view::SortBy;
 
@@ -135,23 +133,8 @@ pub async fn inspect(
     ttl_metric: Option<&str>,
 ) -> Inspection {
     let Discovered { replicas, refused } = found;
-    let reads: Vec<_> = stream::iter(replicas)
-        .map(|r| {
-            read_replica(
-                Gateway::new(r.url, http.clone(), tuning.request_timeout),
-                ttl_metric,
-            )
-        })
-        .buffered(tuning.read_concurrency)
-        .collect()
-        .await;
-    let inputs: Vec<ReplicaInput<'_>> = reads
-        .iter()
-        .map(|r| ReplicaInput {
-            snapshot: r.snapshot.as_ref().ok(),
-            status: r.status.as_ref(),
-        })
-        .collect();
+    let reads = read_all(replicas, http, tuning, ttl_metric).await;
+    let inputs = plan_inputs(&reads);
     let plans: Vec<plan::Plan> = policies
         .iter()
         .map(|p| plan::plan(&p.policy, &inputs))

@@ -136,7 +136,7 @@ pub(crate) struct Read {
     pub seconds: f64,
 }
 
-pub(crate) async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
+async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
     let started = Instant::now();
     // The status comes first: it tells how the replica reads label names in a path, which decides
     // which of its groups can be addressed (read status → snapshot knows the naming → act encodes).
@@ -192,6 +192,36 @@ fn log_delete(
     );
 }
 
+/// Reads every replica once, `read_concurrency` at a time, in the order given.
+pub(crate) async fn read_all(
+    replicas: Vec<crate::discover::Replica>,
+    http: &reqwest::Client,
+    tuning: &Tuning,
+    ttl_metric: Option<&str>,
+) -> Vec<Read> {
+    stream::iter(replicas)
+        .map(|r| {
+            read_replica(
+                Gateway::new(r.url, http.clone(), tuning.request_timeout),
+                ttl_metric,
+            )
+        })
+        .buffered(tuning.read_concurrency)
+        .collect()
+        .await
+}
+
+/// What the pure planner takes of each read: its snapshot when it was read, and its status.
+pub(crate) fn plan_inputs(reads: &[Read]) -> Vec<ReplicaInput<'_>> {
+    reads
+        .iter()
+        .map(|r| ReplicaInput {
+            snapshot: r.snapshot.as_ref().ok(),
+            status: r.status.as_ref(),
+        })
+        .collect()
+}
+
 /// Runs one sweep over the replicas found. Never panics on a replica's failure: it is reported
 /// and the others go on. What discovery refused is reported as it is, and changes nothing else.
 pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> SweepReport {
@@ -209,24 +239,8 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
         return report;
     }
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
-    let reads: Vec<Read> = stream::iter(replicas)
-        .map(|r| {
-            read_replica(
-                Gateway::new(r.url, http.clone(), sweep.tuning.request_timeout),
-                ttl_metric,
-            )
-        })
-        .buffered(sweep.tuning.read_concurrency)
-        .collect()
-        .await;
-
-    let inputs: Vec<ReplicaInput<'_>> = reads
-        .iter()
-        .map(|r| ReplicaInput {
-            snapshot: r.snapshot.as_ref().ok(),
-            status: r.status.as_ref(),
-        })
-        .collect();
+    let reads = read_all(replicas, http, &sweep.tuning, ttl_metric).await;
+    let inputs = plan_inputs(&reads);
     let the_plan = plan::plan(&sweep.policy, &inputs);
     let groups_seen: usize = reads
         .iter()

@@ -54,19 +54,8 @@ mod tests {
             replicas: replicas
                 .iter()
                 .map(|(url, start)| ReplicaReport {
-                    url: url.to_string(),
-                    state: ReplicaState::Ok,
-                    error: None,
-                    groups: Some(0),
-                    unkeyed_groups: 0,
-                    version: None,
-                    admin_api: None,
-                    admin_wipe: false,
-                    replanned: false,
-                    read_seconds: None,
-                    max_delete_window_seconds: None,
                     start_time: start.map(str::to_string),
-                    restarted: None,
+                    ..ReplicaReport::for_test(url, ReplicaState::Ok, 0)
                 })
                 .collect(),
             actions: vec![],
