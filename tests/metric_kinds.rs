@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use common::binaries::{pushgateway_version, Version};
 use common::pusher::client_push;
-use common::run::run_bounded;
-use common::{janitor, key, sleep_past, GatewayOpts, Key, TestGateway};
+use common::{key, sleep_past, GatewayOpts, Key, TestGateway};
 use pushgateway_janitor::gateway::Gateway;
 use pushgateway_janitor::model::Naming;
 use serde_json::Value;
@@ -76,20 +75,8 @@ async fn every_metric_type_is_read_and_swept() {
     sleep_past(2.0).await;
     let fresh = [("job", "fresh"), ("kind", "histogram")];
     client_push(&gw, "fresh", &fresh[1..], "histogram", "protobuf");
-    let mut cmd = janitor();
-    cmd.args([
-        "sweep",
-        "--gateway",
-        &gw.base_url,
-        "--ttl",
-        "2s",
-        "--min-ttl",
-        "1s",
-    ])
-    .args(["--confirm-timeout", "10s", "--output", "json"]);
-    let out = run_bounded(cmd, Duration::from_secs(60));
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let (code, report, _) = common::sweep_json(&["--gateway", &gw.base_url, "--ttl", "2s"]);
+    assert_eq!(code, 0, "{report}");
     assert_eq!(report["summary"]["deleted"], pushed.len(), "{report}");
     gw.wait_for_groups(|g| g == [key(&fresh)], Duration::from_secs(10))
         .await;
