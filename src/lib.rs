@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crd;
 pub mod discover;
 pub mod duration;
+pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod guard;

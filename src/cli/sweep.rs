@@ -9,6 +9,7 @@ pub use crate::cli::replicas::{
 };
 use crate::discover::Discovered;
 use crate::duration::parse_duration;
+use crate::engine::{Engine, Settings};
 use crate::guard::Limits;
 use crate::plan::{Action, Policy};
 use crate::report::{exit, SweepReport};
@@ -220,7 +221,9 @@ impl SweepPlan {
                     refused = found.refused.len(),
                     "replicas found"
                 );
-                sweep::run(&self.sweep, &self.access.gateway_http, found).await
+                let engine = Engine::new(Settings::from_tuning(&self.sweep.tuning));
+                let access = engine.private_access(self.access.gateway_http.clone());
+                sweep::run(&engine, &self.sweep, &access, found).await
             }
             Err(e) => {
                 tracing::error!(error = %e, "discovery failed");

@@ -2,6 +2,7 @@
 //! health flags, the engine tuning, the TTL floor and the leadership flag. Tests build it the same
 //! way, with a mocked client.
 
+use crate::engine::{Engine, Settings as EngineSettings};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,6 +58,8 @@ pub struct Context {
     pub health: Arc<Health>,
     pub settings: Settings,
     pub leader: LeaderFlag,
+    /// One engine for every policy: shared reads and one delete budget per replica.
+    pub engine: Engine,
     /// Consecutive failures per policy (`namespace/name`), for the error backoff.
     failures: Mutex<HashMap<String, Failures>>,
     /// Each policy's memory of its replicas' start times, so a restart is reported.
@@ -91,7 +94,9 @@ impl Context {
                 instance,
             },
         );
+        let engine = Engine::new(EngineSettings::from_tuning(&settings.tuning));
         Context {
+            engine,
             client,
             recorder,
             metrics,

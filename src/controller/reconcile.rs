@@ -16,6 +16,7 @@ use super::events::{self, event};
 use super::status::{self, DEGRADED, GUARD_TRIPPED, READY, SPEC_INVALID};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
 use crate::discover::Discovered;
+use crate::engine::Access;
 use crate::http::build_client;
 use crate::k8s::{self, KubeSecrets};
 use crate::metrics::PolicyLabels;
@@ -226,7 +227,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         refused = found.refused.len(),
         "sweeping"
     );
-    let mut report = sweep::run(&checked.sweep, &gateway_http, found).await;
+    let mut report = sweep::run(&ctx.engine, &checked.sweep, &gateway_http, found).await;
     ctx.observe_start_times(&key(obj), &mut report);
     let s = &report.summary;
     if report.actions.is_empty() && s.replicas_failed == 0 && s.guard.is_none() {
@@ -273,7 +274,7 @@ async fn prepare(
     obj: &PushgatewayRetention,
     checked: &CheckedPolicy,
     ctx: &Context,
-) -> Result<(Discovered, reqwest::Client)> {
+) -> Result<(Discovered, Access)> {
     let namespace = obj.namespace().unwrap_or_default();
     let secrets = KubeSecrets {
         client: ctx.client.clone(),
@@ -308,7 +309,7 @@ async fn prepare(
         }
     };
     let auth = resolve(obj.spec.gateway_auth.as_ref(), "spec.gatewayAuth", &secrets).await?;
-    Ok((replicas, build_client("gateway", &auth, connect)?))
+    Ok((replicas, ctx.engine.access("gateway", &auth, connect)?))
 }
 
 /// Whether a condition's status, reason or message changed: an event is worth sending once per

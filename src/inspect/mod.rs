@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::discover::{Discovered, Refused};
+use crate::engine::{Engine, Settings};
 use crate::http::redact_url;
 use crate::model::Labels;
 use crate::plan::{self, Policy};
@@ -133,7 +134,10 @@ pub async fn inspect(
     ttl_metric: Option<&str>,
 ) -> Inspection {
     let Discovered { replicas, refused } = found;
-    let reads = read_all(replicas, http, tuning, ttl_metric).await;
+    // One look: nothing to share with, so a private engine.
+    let engine = Engine::new(Settings::from_tuning(tuning));
+    let access = engine.private_access(http.clone());
+    let reads = read_all(&engine, replicas, &access, tuning, ttl_metric).await;
     let inputs = plan_inputs(&reads);
     let plans: Vec<plan::Plan> = policies
         .iter()

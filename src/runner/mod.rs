@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::cli::run::RunArgs;
 use crate::cli::sweep::OutputFormat;
 use crate::crd::PushgatewayRetentionSpec;
+use crate::engine::{Access, Engine, Settings};
 use crate::http::build_client;
 use crate::metrics::{Metrics, PolicyLabels};
 use crate::policy::{self, CheckedPolicy, SourceSpec};
@@ -56,6 +57,8 @@ pub struct Context {
     /// Bounds connecting only; each call is bounded by the tuning's request timeout.
     pub connect_timeout: Duration,
     pub metrics: Arc<Metrics>,
+    /// One engine for every policy: shared reads and one delete budget per replica.
+    pub engine: Engine,
 }
 
 /// The policies under `path`, checked: the runnable ones, and every problem (file, document,
@@ -115,7 +118,7 @@ pub async fn sweep_policy(
     let sweep = &policy.checked.sweep;
     let report = match prepare(ctx, policy).await {
         Ok((gateway_http, replicas)) => {
-            let mut report = sweep::run(sweep, &gateway_http, replicas).await;
+            let mut report = sweep::run(&ctx.engine, sweep, &gateway_http, replicas).await;
             starts.observe(&mut report);
             ctx.metrics
                 .record_sweep(&policy.labels(), &report, unix_now());
@@ -140,7 +143,7 @@ pub async fn sweep_policy(
 async fn prepare(
     ctx: &Context,
     policy: &RunnablePolicy,
-) -> Result<(reqwest::Client, crate::discover::Discovered)> {
+) -> Result<(Access, crate::discover::Discovered)> {
     let prometheus_refs = policy
         .spec
         .prometheus
@@ -155,7 +158,9 @@ async fn prepare(
     )
     .await?;
     let prometheus_http = build_client("prometheus", &prometheus_auth, ctx.connect_timeout)?;
-    let gateway_http = build_client("gateway", &gateway_auth, ctx.connect_timeout)?;
+    let gateway_http = ctx
+        .engine
+        .access("gateway", &gateway_auth, ctx.connect_timeout)?;
     let replicas = policy
         .checked
         .source
@@ -255,6 +260,7 @@ pub async fn main(args: &RunArgs) -> i32 {
         prometheus_timeout: args.tuning.prometheus_timeout,
         connect_timeout: tuning.request_timeout.min(Duration::from_secs(10)),
         metrics,
+        engine: Engine::new(Settings::from_tuning(&tuning)),
     };
     if args.once {
         let (active, suspended): (Vec<_>, Vec<_>) =

@@ -1,23 +1,27 @@
-//! Acting on one replica: re-plan when the plan went old, delete at a bounded pace (backing off
-//! while the write queue is full) or wipe, then re-read to confirm each delete.
+//! Acting on one replica: re-plan when the plan went old, delete on the replica's shared budget
+//! (paced to the gateway, backing off while its write queue is full) or wipe, then re-read to
+//! confirm each delete. Re-reads go through the engine, so policies confirming on one replica at
+//! the same time share them; a delete another policy just sent for the same copy is not sent
+//! again.
 //!
 //! The gateway answers 202 to any well-formed DELETE, even for a group that does not exist: only
 //! a re-read tells what really happened.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
-use tokio::sync::Mutex;
 
 use super::{Read, Sweep};
+use crate::engine::{Access, Engine};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
-use crate::model::{Labels, Naming, Snapshot};
+use crate::model::{Labels, Naming};
 use crate::plan::{self, Decision, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::Outcome;
+use crate::Error;
 
 /// How one replica's decisions ended.
 pub(crate) struct ReplicaOutcome {
@@ -47,15 +51,41 @@ impl ReplicaOutcome {
     }
 }
 
+/// What acting on one replica needs: the engine and credentials for its IO, the sweep, the read
+/// the plan was made from, and every replica's planner input (a re-plan needs them all).
+pub(crate) struct Job<'a, 'r> {
+    pub engine: &'a Engine,
+    pub access: &'a Access,
+    pub sweep: &'a Sweep,
+    pub read: &'a Arc<Read>,
+    pub index: usize,
+    pub inputs: &'a [ReplicaInput<'r>],
+}
+
+/// A re-read wanted "now" may use one that started this long ago: policies re-reading one
+/// replica at the same moment then share it.
+const SAME_MOMENT: Duration = Duration::from_millis(500);
+
+/// Does this error say the gateway is pressed (a 5xx, no answer), so the pace should fall? A 4xx
+/// is about the request, not the load.
+fn pressed(e: &Error) -> bool {
+    !matches!(e, Error::Status { status, .. } if *status < 500)
+}
+
 pub(crate) async fn act_on_replica(
-    sweep: &Sweep,
-    read: &Read,
-    index: usize,
-    inputs: &[ReplicaInput<'_>],
+    job: Job<'_, '_>,
     decisions: Vec<Decision>,
     admin_wipe: bool,
     progress: Option<Progress>,
 ) -> ReplicaOutcome {
+    let Job {
+        engine,
+        access,
+        sweep,
+        read,
+        index,
+        inputs,
+    } = job;
     // An unread replica has no decisions (the plan never treats it as empty).
     let Ok(planned_snapshot) = &read.snapshot else {
         return ReplicaOutcome::empty();
@@ -64,6 +94,7 @@ pub(crate) async fn act_on_replica(
         return ReplicaOutcome::empty();
     }
     let gateway = &read.gateway;
+    let replica = engine.replica(gateway);
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
     // Every later read and every DELETE uses the naming the plan was made with.
     let naming = planned_snapshot.naming;
@@ -72,18 +103,16 @@ pub(crate) async fn act_on_replica(
     // A big store takes long to read: if the plan is old, re-read this replica and keep only the
     // decisions a fresh plan still makes, so a group pushed in between is not deleted.
     let mut decisions = decisions;
-    let mut snapshot_started = read.started;
     let mut admin_wipe = admin_wipe;
-    let fresh;
-    let mut snapshot: &Snapshot = planned_snapshot;
+    let mut current: Arc<Read> = read.clone();
     if read.started.elapsed() > sweep.tuning.replan_after {
         outcome.replanned = true;
-        let started = Instant::now();
-        match gateway.read(ttl_metric, naming).await {
-            Ok(s) => {
-                fresh = s;
-                snapshot = &fresh;
-                snapshot_started = started;
+        let since = Instant::now()
+            .checked_sub(SAME_MOMENT)
+            .unwrap_or_else(Instant::now);
+        let fresh = engine.read(gateway, access, ttl_metric, since).await;
+        match &fresh.snapshot {
+            Ok(snapshot) => {
                 let mut replanned_inputs: Vec<ReplicaInput<'_>> = inputs.to_vec();
                 replanned_inputs[index].snapshot = Some(snapshot);
                 let new_plan = plan::plan(&sweep.policy, &replanned_inputs);
@@ -116,20 +145,25 @@ pub(crate) async fn act_on_replica(
                 return outcome;
             }
         }
+        current = fresh;
     }
     if decisions.is_empty() {
         return outcome;
     }
-
+    let Ok(snapshot) = &current.snapshot else {
+        unreachable!("a failed re-read returned above");
+    };
+    let snapshot_started = current.started;
     let planned_push: HashMap<&Labels, f64> = snapshot
         .groups
         .iter()
         .map(|g| (&g.labels, g.push_time))
         .collect();
+    let push_of = |d: &Decision| planned_push.get(&d.labels).copied().unwrap_or(0.0);
 
     let mut pending: Vec<(Decision, f64)> = Vec::new();
     if admin_wipe {
-        if let Err(e) = wait_healthy(gateway, sweep.tuning.unhealthy_wait).await {
+        if let Err(e) = replica.budget.wait_healthy(gateway).await {
             outcome.error = Some(e);
         } else {
             outcome.max_window = Some(snapshot_started.elapsed());
@@ -140,7 +174,7 @@ pub(crate) async fn act_on_replica(
         }
         for d in decisions {
             if outcome.admin_wiped {
-                let push = planned_push.get(&d.labels).copied().unwrap_or(0.0);
+                let push = push_of(&d);
                 pending.push((d, push));
             } else {
                 outcome
@@ -149,28 +183,32 @@ pub(crate) async fn act_on_replica(
             }
         }
     } else {
-        let pacer = Pacer::new(
-            gateway,
-            sweep.tuning.delete_rate,
-            sweep.tuning.unhealthy_wait,
-        );
+        let budget = &replica.budget;
+        let replica = &replica;
+        let fresh_claim = sweep.tuning.confirm_timeout;
         let results: Vec<(Decision, Duration, Result<(), String>)> = stream::iter(decisions)
             .map(|d| {
-                let pacer = &pacer;
                 let progress = progress.as_ref();
+                let push = push_of(&d);
                 async move {
-                    if let Err(e) = pacer.before_delete().await {
-                        return (d, snapshot_started.elapsed(), Err(e));
+                    // Another policy sent this very delete moments ago: confirm it, don't repeat it.
+                    if !replica.claim_delete(&d.labels, push, fresh_claim) {
+                        if let Some(p) = progress {
+                            p.add(1);
+                        }
+                        return (d, snapshot_started.elapsed(), Ok(()));
                     }
+                    let ticket = match budget.acquire(gateway).await {
+                        Ok(t) => t,
+                        Err(e) => return (d, snapshot_started.elapsed(), Err(e)),
+                    };
                     let window = snapshot_started.elapsed();
-                    let result = gateway
-                        .delete(&d.labels, naming)
-                        .await
-                        .map_err(|e| e.to_string());
+                    let result = gateway.delete(&d.labels, naming).await;
+                    budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
                     if let Some(p) = progress {
                         p.add(1);
                     }
-                    (d, window, result)
+                    (d, window, result.map_err(|e| e.to_string()))
                 }
             })
             .buffer_unordered(sweep.tuning.delete_concurrency)
@@ -180,7 +218,7 @@ pub(crate) async fn act_on_replica(
             match result {
                 Ok(()) => {
                     outcome.max_window = Some(outcome.max_window.map_or(window, |w| w.max(window)));
-                    let push = planned_push.get(&d.labels).copied().unwrap_or(0.0);
+                    let push = push_of(&d);
                     pending.push((d, push));
                 }
                 Err(e) => outcome.actions.push((d, Outcome::Failed, Some(e))),
@@ -188,6 +226,8 @@ pub(crate) async fn act_on_replica(
         }
     }
     let confirmed = confirm(
+        engine,
+        access,
         gateway,
         ttl_metric,
         naming,
@@ -201,6 +241,8 @@ pub(crate) async fn act_on_replica(
 
 /// Re-reads the replica until every deleted group is gone or pushed again, within `timeout`.
 async fn confirm(
+    engine: &Engine,
+    access: &Access,
     gateway: &Gateway,
     ttl_metric: Option<&str>,
     naming: Naming,
@@ -211,10 +253,13 @@ async fn confirm(
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(100);
     let mut last_error = None;
+    // Only a read that started after the last DELETE was answered can confirm it.
+    let mut since = Instant::now();
     // Bounded by the deadline; a few rounds usually suffice because writes are processed in order.
     while !pending.is_empty() {
-        match gateway.read(ttl_metric, naming).await {
-            Ok(snapshot) => {
+        let read = engine.read(gateway, access, ttl_metric, since).await;
+        match &read.snapshot {
+            Ok(snapshot) if snapshot.naming == naming => {
                 last_error = None;
                 let now: HashMap<&Labels, f64> = snapshot
                     .groups
@@ -231,12 +276,16 @@ async fn confirm(
                 }
                 pending = still;
             }
+            Ok(_) => {
+                last_error = Some("confirming re-read: the replica's naming changed".to_string())
+            }
             Err(e) => last_error = Some(format!("confirming re-read failed: {e}")),
         }
         if pending.is_empty() || Instant::now() + pause > deadline {
             break;
         }
         tokio::time::sleep(pause).await;
+        since = Instant::now();
         pause = (pause * 2).min(Duration::from_secs(2));
     }
     let why = last_error.unwrap_or_else(|| format!("still present after {timeout:?}"));
@@ -246,62 +295,4 @@ async fn confirm(
             .map(|(d, _)| (d, Outcome::Unconfirmed, Some(why.clone()))),
     );
     done
-}
-
-/// Waits while `/-/healthy` answers 500 (the gateway's write queue is full), backing off, for at
-/// most `max_wait`. Sending more while the queue is full only blocks.
-async fn wait_healthy(gateway: &Gateway, max_wait: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + max_wait;
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match gateway.healthy().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {
-                tracing::info!(gateway = %redact_url(gateway.url()), "write queue full: backing off");
-            }
-            Err(e) => return Err(format!("health check failed: {e}")),
-        }
-        if Instant::now() + pause > deadline {
-            return Err(format!("write queue still full after {max_wait:?}"));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Paces the DELETEs to one replica: at most `rate` per second, and a health check before the
-/// first and every [`Pacer::HEALTH_EVERY`] after, backing off while the write queue is full.
-struct Pacer<'a> {
-    gateway: &'a Gateway,
-    interval: Mutex<tokio::time::Interval>,
-    sent: AtomicUsize,
-    max_wait: Duration,
-}
-
-impl<'a> Pacer<'a> {
-    const HEALTH_EVERY: usize = 100;
-
-    fn new(gateway: &'a Gateway, rate: f64, max_wait: Duration) -> Self {
-        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Pacer {
-            gateway,
-            interval: Mutex::new(interval),
-            sent: AtomicUsize::new(0),
-            max_wait,
-        }
-    }
-
-    async fn before_delete(&self) -> Result<(), String> {
-        let n = self.sent.fetch_add(1, Ordering::Relaxed);
-        if n.is_multiple_of(Self::HEALTH_EVERY) {
-            // Hold the pacing lock while waiting so every in-flight delete waits too.
-            let mut interval = self.interval.lock().await;
-            wait_healthy(self.gateway, self.max_wait).await?;
-            interval.tick().await;
-        } else {
-            self.interval.lock().await.tick().await;
-        }
-        Ok(())
-    }
 }

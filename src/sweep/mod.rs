@@ -6,15 +6,16 @@ mod restarts;
 
 pub use restarts::StartTimes;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
 use crate::discover::Discovered;
+use crate::engine::{Access, Engine};
 use crate::gateway::Gateway;
 use crate::guard::{self, Limits};
 use crate::http::redact_url;
-use crate::model::{Naming, ReplicaStatus, Snapshot};
 use crate::plan::{self, Action, Policy, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{
@@ -126,41 +127,7 @@ impl Sweep {
     }
 }
 
-/// What reading one replica gave.
-pub(crate) struct Read {
-    pub gateway: Gateway,
-    pub status: Option<ReplicaStatus>,
-    pub snapshot: Result<Snapshot, Error>,
-    /// When the read started: the earliest moment the snapshot may describe.
-    pub started: Instant,
-    pub seconds: f64,
-}
-
-async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
-    let started = Instant::now();
-    // The status comes first: it tells how the replica reads label names in a path, which decides
-    // which of its groups can be addressed (read status → snapshot knows the naming → act encodes).
-    let status = match gateway.status().await {
-        Ok(status) => Some(status),
-        Err(e) => {
-            // Without it, wipes go group by group and only names that mean the same on every
-            // version are deleted (`Naming::Unknown`).
-            tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read status");
-            None
-        }
-    };
-    let snapshot = gateway.read(ttl_metric, Naming::of(status.as_ref())).await;
-    if let Err(e) = &snapshot {
-        tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read groups");
-    }
-    Read {
-        gateway,
-        status,
-        snapshot,
-        started,
-        seconds: started.elapsed().as_secs_f64(),
-    }
-}
+pub(crate) use crate::engine::Read;
 
 /// One line per delete the janitor sent (or tried to send), once its outcome is known, at the
 /// default level: `kubectl logs ... | jq` tells who deleted what, and why. A dry run, a guard
@@ -192,19 +159,19 @@ fn log_delete(
     );
 }
 
-/// Reads every replica once, `read_concurrency` at a time, in the order given.
+/// Reads every replica, `read_concurrency` at a time, in the order given, through the engine: a
+/// read another policy made of the same replica moments ago (or is making now) is shared.
 pub(crate) async fn read_all(
+    engine: &Engine,
     replicas: Vec<crate::discover::Replica>,
-    http: &reqwest::Client,
+    access: &Access,
     tuning: &Tuning,
     ttl_metric: Option<&str>,
-) -> Vec<Read> {
+) -> Vec<Arc<Read>> {
     stream::iter(replicas)
         .map(|r| {
-            read_replica(
-                Gateway::new(r.url, http.clone(), tuning.request_timeout),
-                ttl_metric,
-            )
+            let gateway = Gateway::new(r.url, access.http.clone(), tuning.request_timeout);
+            async move { engine.read_for_plan(&gateway, access, ttl_metric).await }
         })
         .buffered(tuning.read_concurrency)
         .collect()
@@ -212,7 +179,7 @@ pub(crate) async fn read_all(
 }
 
 /// What the pure planner takes of each read: its snapshot when it was read, and its status.
-pub(crate) fn plan_inputs(reads: &[Read]) -> Vec<ReplicaInput<'_>> {
+pub(crate) fn plan_inputs(reads: &[Arc<Read>]) -> Vec<ReplicaInput<'_>> {
     reads
         .iter()
         .map(|r| ReplicaInput {
@@ -224,7 +191,12 @@ pub(crate) fn plan_inputs(reads: &[Read]) -> Vec<ReplicaInput<'_>> {
 
 /// Runs one sweep over the replicas found. Never panics on a replica's failure: it is reported
 /// and the others go on. What discovery refused is reported as it is, and changes nothing else.
-pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> SweepReport {
+pub async fn run(
+    engine: &Engine,
+    sweep: &Sweep,
+    access: &Access,
+    found: Discovered,
+) -> SweepReport {
     let started_at = jiff::Timestamp::now();
     let clock = Instant::now();
     let Discovered { replicas, refused } = found;
@@ -239,7 +211,7 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
         return report;
     }
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
-    let reads = read_all(replicas, http, &sweep.tuning, ttl_metric).await;
+    let reads = read_all(engine, replicas, access, &sweep.tuning, ttl_metric).await;
     let inputs = plan_inputs(&reads);
     let the_plan = plan::plan(&sweep.policy, &inputs);
     let groups_seen: usize = reads
@@ -282,7 +254,15 @@ pub async fn run(sweep: &Sweep, http: &reqwest::Client, found: Discovered) -> Sw
                 if sweep.dry_run {
                     return act::ReplicaOutcome::all(decisions, Outcome::WouldDelete);
                 }
-                act::act_on_replica(sweep, read, i, inputs, decisions, admin_wipe, progress).await
+                let job = act::Job {
+                    engine,
+                    access,
+                    sweep,
+                    read,
+                    index: i,
+                    inputs,
+                };
+                act::act_on_replica(job, decisions, admin_wipe, progress).await
             }
         })
         .collect();

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The engine's benchmark: one table, measured in one run on real gateways on 127.0.0.1.
+#
+#   bash scripts/bench.sh            (release build; BENCH_PUSHGATEWAY picks the gateway binary,
+#                                     default Pushgateway 1.11.3 from target/test-deps/bin)
+#
+# Rows:
+#  - deletes: 20 000 stale groups on one replica, deleted by `sweep` with its defaults, against the
+#    gateway's ceiling (the same deletes from 64 parallel keep-alive clients, until processed);
+#    with the slowest `/metrics` scrape during the janitor's deletes against one at rest, and
+#    whether the write queue ever filled (the janitor says so when `/-/healthy` answers 500).
+#  - reads: `api/v1/metrics` reads per replica in one cycle with 1, 10 and 100 policies over 3
+#    replicas, counted by each gateway itself (`pushgateway_http_requests_total`), for
+#    `run --policies --once` and for the controller on the real kube-apiserver.
+#  - memory at rest: VmRSS of the controller and of `run --policies` after every policy swept.
+# The read of a big replica (time against curl, peak RSS at 101 000 groups) is
+# `scripts/bench-read.sh`, run last.
+#
+# Needs what `bash scripts/test-deps.sh` installs and builds (it runs it first), and kubectl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/test-deps.sh
+command -v kubectl >/dev/null || { echo "bench.sh: kubectl is not installed (apt-get install kubectl, or put it on PATH)" >&2; exit 1; }
+gateway=${BENCH_PUSHGATEWAY:-target/test-deps/bin/pushgateway}
+server=target/test-deps/bin/kube-testserver
+cargo build --release --locked -q --bin pushgateway-janitor --example fill_gateway --example delete_storm
+bin=target/release/pushgateway-janitor
+ex=target/release/examples
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Polls "$@" every 0.2 s until it succeeds, at most $1 times.
+poll() { local bound=$1; shift; for ((i = 0; i < bound; i++)); do "$@" && return 0; sleep 0.2; done; return 1; }
+# Starts a gateway; prints its URL. Its PID joins $pids (the caller runs it in this shell).
+start_gateway() {
+  local port
+  port=$(free_port)
+  "$gateway" --web.listen-address="127.0.0.1:$port" --persistence.file= --push.disable-consistency-check \
+    >"$work/gw-$port.log" 2>&1 &
+  pids+=($!)
+  gw_pid=$!
+  gw_url="http://127.0.0.1:$port"
+  poll 150 curl -sf "$gw_url/-/ready" -o /dev/null
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+reads_of() { # the gateway's own count of api/v1/metrics reads
+  curl -s "$1/metrics" | awk '/^pushgateway_http_requests_total/ && /handler="api\/v1\/metrics"/ {n += $2} END {print n + 0}'
+}
+scrape_seconds() { curl -s -o /dev/null -w '%{time_total}' "$1/metrics"; }
+version=$("$gateway" --version 2>&1 | awk 'NR == 1 {print $3}')
+
+# --- deletes: the janitor's defaults against the gateway's ceiling ---------------------------------
+groups=20000
+start_gateway
+"$ex/fill_gateway" "$gw_url" "$groups" 1 2>/dev/null
+sleep 2
+storm=$("$ex/delete_storm" "$gw_url" "$groups" 64)
+ceiling_s=${storm% *}
+"$ex/fill_gateway" "$gw_url" "$groups" 1 2>/dev/null
+sleep 2
+rest=$(for _ in 1 2 3 4 5; do scrape_seconds "$gw_url"; echo; done | sort -n | sed -n 3p)
+(
+  for _ in $(seq 600); do scrape_seconds "$gw_url"; echo; sleep 0.1; done
+) >"$work/scrapes" &
+scraper=$!
+pids+=($scraper)
+"$bin" --log-level info --log-format json sweep --gateway "$gw_url" --ttl 1s --output json \
+  >"$work/sweep.json" 2>"$work/sweep.log" || true
+stop_pid "$scraper"
+read -r janitor_s deleted < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+d = r["duration_seconds"] - (r["replicas"][0]["read_seconds"] or 0)
+print(f"{d:.3f}", r["summary"]["deleted"])' "$work/sweep.json")
+worst=$(sort -n "$work/scrapes" | tail -1)
+full=$(grep -c 'write queue full' "$work/sweep.log" || true)
+stop_pid "$gw_pid"
+
+# --- reads per replica per cycle ---------------------------------------------------------------
+urls=()
+for _ in 1 2 3; do
+  start_gateway
+  urls+=("$gw_url")
+  for j in $(seq 1 20); do
+    echo "x $j" | curl -sf --data-binary @- "$gw_url/metrics/job/bench-$j" -o /dev/null
+  done
+done
+url_list=$(printf '"%s/",' "${urls[@]}")
+url_list=[${url_list%,}]
+policies() { # N [namespace]: N policies over the 3 replicas, as YAML documents
+  for i in $(seq 1 "$1"); do
+    cat <<YAML
+---
+apiVersion: pgw-janitor.dev/v1alpha1
+kind: PushgatewayRetention
+metadata: {name: p-$i, namespace: ${2:-bench}}
+spec:
+  static: {urls: $url_list}
+  selector: '{job="bench-$((i % 20 + 1))"}'
+  ttl: 1h
+  interval: 1m
+YAML
+  done
+}
+total_reads() { local n=0; for u in "${urls[@]}"; do n=$((n + $(reads_of "$u"))); done; echo "$n"; }
+declare -A run_reads
+for n in 1 10 100; do
+  mkdir -p "$work/p$n"
+  policies "$n" >"$work/p$n/policies.yaml"
+  before=$(total_reads)
+  "$bin" --log-level warn run --policies "$work/p$n" --once --output json >/dev/null 2>"$work/run-$n.log"
+  run_reads[$n]=$(python3 -c "print(f'{($(total_reads) - $before) / 3:g}')")
+done
+
+# run --policies at rest, 100 policies
+port=$(free_port)
+"$bin" --log-level warn run --policies "$work/p100" --listen "127.0.0.1:$port" >"$work/run.log" 2>&1 &
+run_pid=$!
+pids+=($run_pid)
+poll 300 curl -sf "http://127.0.0.1:$port/readyz" -o /dev/null
+sleep 15
+rss() { awk '/^VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
+run_rss=$(rss "$run_pid")
+stop_pid "$run_pid"
+
+# --- the controller on the real kube-apiserver ------------------------------------------------
+mkdir "$work/kube"
+"$server" --dir "$work/kube" >"$work/kube.out" 2>&1 &
+pids+=($!)
+poll 900 grep -q '^ready ' "$work/kube.out" || { echo "bench.sh: the API server did not start" >&2; exit 1; }
+export KUBECONFIG=$work/kube/kubeconfig
+kubectl apply --server-side -f crds/ >/dev/null
+kubectl wait --for condition=established --timeout=60s crd/pushgatewayretentions.pgw-janitor.dev >/dev/null
+declare -A ctl_reads
+for n in 1 10 100; do
+  kubectl create namespace "b$n" >/dev/null
+  policies "$n" "b$n" | kubectl apply --server-side -f - >/dev/null
+  port=$(free_port)
+  before=$(total_reads)
+  "$bin" --log-level warn controller --listen "127.0.0.1:$port" --namespace "b$n" >"$work/ctl-$n.log" 2>&1 &
+  ctl=$!
+  pids+=($ctl)
+  swept() {
+    [[ $(kubectl get pgr -n "b$n" -o jsonpath='{range .items[*]}{.status.totals.sweeps}{"\n"}{end}' | awk '$1 >= 1' | wc -l) -eq $n ]]
+  }
+  poll 1500 swept || { echo "bench.sh: not every policy swept" >&2; tail "$work/ctl-$n.log" >&2; exit 1; }
+  ctl_reads[$n]=$(python3 -c "print(f'{($(total_reads) - $before) / 3:g}')")
+  if ((n == 100)); then
+    sleep 15
+    ctl_rss=$(rss "$ctl")
+  fi
+  stop_pid "$ctl"
+done
+
+printf '\nPushgateway %s, release build, %s cores, %s\n\n' "$version" "$(nproc)" "$(date -u +%F)"
+printf '| measure | janitor | reference | ratio |\n|---|---|---|---|\n'
+printf '| %s deletes on one replica, defaults (deleted %s) | %.2f s | %.2f s at the ceiling (64 parallel keep-alive clients) | %.2fx |\n' \
+  "$groups" "$deleted" "$janitor_s" "$ceiling_s" "$(python3 -c "print($janitor_s / $ceiling_s)")"
+printf '| slowest /metrics scrape during those deletes | %.3f s | %.3f s at rest | %.2fx |\n' \
+  "$worst" "$rest" "$(python3 -c "print($worst / $rest)")"
+printf '| write queue full during those deletes | %s times | | |\n' "$full"
+for n in 1 10 100; do
+  printf '| reads per replica, one cycle, %s policies over 3 replicas | run --once: %s | controller: %s | |\n' \
+    "$n" "${run_reads[$n]}" "${ctl_reads[$n]}"
+done
+printf '| VmRSS at rest, 100 policies | run --policies: %s | controller: %s | |\n' "$run_rss" "$ctl_rss"
+echo
+bash scripts/bench-read.sh
