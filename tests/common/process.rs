@@ -71,16 +71,36 @@ impl Proc {
 
     /// Sends `SIGTERM` to this child's PID only (`kill -TERM <pid>`), the graceful stop.
     pub fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// Sends `SIG<name>` (`TERM`, `HUP`) to this child's PID only, unless it has exited.
+    pub fn signal(&mut self, name: &str) {
         if self.try_exit().is_some() {
             return;
         }
         if let Some(pid) = self.pid() {
             let status = Command::new("kill")
-                .arg("-TERM")
+                .arg(format!("-{name}"))
                 .arg(pid.to_string())
                 .status()
-                .expect("run kill -TERM");
-            assert!(status.success(), "kill -TERM {pid} failed: {status}");
+                .expect("run kill");
+            assert!(status.success(), "kill -{name} {pid} failed: {status}");
+        }
+    }
+
+    /// Waits, at most `timeout`, for the child to exit on its own: its status, or `None` while it
+    /// still runs (it is then still killed on drop).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
