@@ -3,7 +3,7 @@
 //! Pushgateways on loopback. Every wait is bounded. The mock API server and the fixtures are here;
 //! what each module proves is said at its top.
 
-mod common;
+pub mod common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! default level (policy, replica, grouping key, reason, age, outcome), read here from real sweeps
 //! in JSON log format; and an idle loop writes no info line per sweep.
 
-mod common;
+pub mod common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //!
 //! Every wait is bounded; every child is killed by its PID when its struct drops.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 use std::process::Command;

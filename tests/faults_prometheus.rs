@@ -2,7 +2,7 @@
 //! and real gateways: without discovery nothing is touched and the failure is reported; once
 //! Prometheus is back, the same `run --policies` loop sweeps again. Every wait is bounded.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! Every wait is bounded; `--once` runs go through the shared bounded `run_bounded`, the loop is a
 //! `Proc`, killed by its PID if a test fails.
 
-mod common;
+pub mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! SIGHUP and on `POST /-/reload`; a broken file keeps its last good policies running and says so
 //! in the logs, the metrics and the reload's answer. Real gateways, the real binary.
 
-mod common;
+pub mod common;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! these tests use TTLs of a few seconds (with `--min-ttl 1s`) and sleep past them. Every run goes
 //! through the shared bounded `common::sweep_json`; what each module proves is said at its top.
 
-mod common;
+pub mod common;
 
 use serde_json::Value;
 
