@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::binaries::{gateway_has_utf8_names, pushgateway_bin, pushgateway_version};
-use super::process::{Proc, StartError};
+use super::process::{send_signal, Proc, StartError};
 use super::{free_port, http_client};
 
 // Pushing, deleting and reading groups: the second half of `TestGateway`.
@@ -222,12 +222,7 @@ impl TestGateway {
     /// replica keeps its port open and answers nothing. Panics if it is not running.
     pub fn signal(&self, signal: &str) {
         let pid = self.pid().expect("the replica is not running");
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+        send_signal(pid, signal);
     }
 
     /// `127.0.0.1:PORT`, as Prometheus targets and `up{instance=...}` spell it.

@@ -80,12 +80,7 @@ impl Proc {
             return;
         }
         if let Some(pid) = self.pid() {
-            let status = Command::new("kill")
-                .arg(format!("-{name}"))
-                .arg(pid.to_string())
-                .status()
-                .expect("run kill");
-            assert!(status.success(), "kill -{name} {pid} failed: {status}");
+            send_signal(pid, name);
         }
     }
 
@@ -170,6 +165,19 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// `kill -<name> <pid>`, itself bounded like every other child; panics unless it succeeds.
+pub fn send_signal(pid: u32, name: &str) {
+    let mut cmd = Command::new("kill");
+    cmd.arg(format!("-{name}")).arg(pid.to_string());
+    let out = super::run_bounded(cmd, Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "kill -{name} {pid} failed: {}; {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Proc {
