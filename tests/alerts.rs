@@ -3,7 +3,7 @@
 //! with the test cases in `tests/alerts/*.yaml`. Mutants prove the cases bite: with any one alert
 //! made to never fire, or to always fire, the unit tests must fail and name that alert.
 
-mod common;
+pub mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! `--web.config.file` (Prometheus exporter-toolkit): basic auth, and TLS with a client
 //! certificate from a CA made for the test. Secrets never appear in the janitor's output.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! is touched; a replica answering garbage, a truncated body or nothing at all is reported as
 //! failed and the others are still swept.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

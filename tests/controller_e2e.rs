@@ -6,7 +6,7 @@
 //!
 //! Every process is killed by its own handle on drop; every wait is bounded; only 127.0.0.1.
 
-mod common;
+pub mod common;
 
 #[path = "controller_e2e/admission.rs"]
 mod admission;

@@ -7,14 +7,14 @@
 //! refused. Its own binary (its own API server): with the default values the controller watches
 //! every namespace, which would reach into the other tests' namespaces.
 
-mod common;
+pub mod common;
 
+// Shared with controller_e2e, which uses all of them; `pub` (as `common` is), since this binary
+// uses a part.
 #[path = "controller_e2e/fixtures.rs"]
-mod fixtures;
-// Shared with controller_e2e, which uses all of it; this binary uses a part.
-#[allow(dead_code)]
+pub mod fixtures;
 #[path = "controller_e2e/setup.rs"]
-mod setup;
+pub mod setup;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //!
 //! Its own test binary, so the restart disturbs no other test's server.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

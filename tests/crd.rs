@@ -3,7 +3,7 @@
 //!   cargo run -q -- crd > crds/pushgatewayretentions.pgw-janitor.dev.yaml
 //!   cp crds/pushgatewayretentions.pgw-janitor.dev.yaml charts/pushgateway-janitor/files/
 
-mod common;
+pub mod common;
 
 const FILE: &str = "pushgatewayretentions.pgw-janitor.dev.yaml";
 

@@ -8,7 +8,7 @@
 //! The same setup evaluates every alert's expression of `deploy/prometheus/pgw-janitor-rules.yaml`
 //! on these real series: the guard alert finds `guarded` and only it, the others find nothing.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

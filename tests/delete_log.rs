@@ -2,11 +2,11 @@
 //! default level (policy, replica, grouping key, reason, age, outcome), read here from real sweeps
 //! in JSON log format; and an idle loop writes no info line per sweep.
 
-mod common;
+pub mod common;
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::Proc;
 use common::{free_port, janitor, key, run_bounded, sleep_past, GatewayOpts, TestGateway};
 use serde_json::Value;
 
@@ -108,16 +108,6 @@ async fn each_delete_sent_is_one_info_line_with_policy_replica_key_reason_age_an
     );
 }
 
-/// The `run` loop child, killed by its handle on drop.
-struct Loop(Child);
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_loop_writes_no_info_line_per_sweep() {
     let gw = TestGateway::start(GatewayOpts::default());
@@ -132,8 +122,8 @@ async fn an_idle_loop_writes_no_info_line_per_sweep() {
     }
     let listen = format!("127.0.0.1:{}", free_port());
     let log = dir.path().join("run.log");
-    let child = janitor()
-        .args(["run", "--policies", dir.path().to_str().unwrap()])
+    let mut cmd = janitor();
+    cmd.args(["run", "--policies", dir.path().to_str().unwrap()])
         .args([
             "--listen",
             &listen,
@@ -141,13 +131,9 @@ async fn an_idle_loop_writes_no_info_line_per_sweep() {
             "1s",
             "--log-format",
             "json",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn the janitor");
-    let running = Loop(child);
+        ]);
+    // Its stdout and stderr share the log: the loop writes nothing but JSON log lines.
+    let running = Proc::spawn("pushgateway-janitor run", cmd, &log);
 
     // Wait (bounded) until each policy has swept at least three times, by its own metric.
     let http = reqwest::Client::builder()

@@ -3,7 +3,7 @@
 //! `DEMO_JANITOR`, instead of a release build) dry and for real, and every process it started is
 //! gone when it exits.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 use std::process::Command;

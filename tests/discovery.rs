@@ -4,7 +4,7 @@
 //! The attack: anyone who can push can PUT `up 1` to `/metrics/job/<job>/instance/<any host>`;
 //! Prometheus then answers `up{job="<job>"}` with that instance as if it were a replica.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

@@ -5,13 +5,14 @@
 //!
 //! Every wait is bounded; every child is killed by its PID when its struct drops.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::run::{wait_until, Background};
+use common::process::Proc;
+use common::run::wait_until;
 use common::{free_port, janitor, run_bounded, sleep_past, GatewayOpts, TestGateway};
 use serde_json::Value;
 
@@ -189,7 +190,7 @@ async fn a_replica_restarted_with_its_persistence_file_is_swept_again_and_report
     cmd.args(["run", "--policies", policy_file.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--min-ttl", "1s", "--log-format", "json"]);
-    let running = Background::spawn(cmd, &dir.path().join("run.log"));
+    let running = Proc::spawn("pushgateway-janitor run", cmd, &dir.path().join("run.log"));
 
     wait_until(
         "the first sweep",
@@ -224,7 +225,7 @@ async fn a_replica_restarted_with_its_persistence_file_is_swept_again_and_report
         Duration::from_secs(10),
         &running,
         || async {
-            running.log().lines().any(|l| {
+            running.log_text().lines().any(|l| {
                 l.contains("replica restarted since the last sweep") && l.contains(&gw.base_url)
             })
         },

@@ -2,11 +2,12 @@
 //! and real gateways: without discovery nothing is touched and the failure is reported; once
 //! Prometheus is back, the same `run --policies` loop sweeps again. Every wait is bounded.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 
-use common::run::{wait_until, Background};
+use common::process::Proc;
+use common::run::wait_until;
 use common::{
     free_port, janitor, run_bounded, sleep_past, GatewayOpts, TestGateway, TestPrometheus,
 };
@@ -61,7 +62,7 @@ async fn the_loop_reports_prometheus_down_touches_nothing_and_sweeps_again_once_
     cmd.args(["run", "--policies", file.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--min-ttl", "1s", "--prometheus-timeout", "3s"]);
-    let mut running = Background::spawn(cmd, &dir.path().join("run.log"));
+    let mut running = Proc::spawn("pushgateway-janitor run", cmd, &dir.path().join("run.log"));
     let fill = [("job", "fill")];
 
     // Up: the loop sweeps both replicas.
@@ -77,7 +78,7 @@ async fn the_loop_reports_prometheus_down_touches_nothing_and_sweeps_again_once_
 
     // Down: the sweeps fail discovery, say so, and delete nothing, however stale.
     prom.stop();
-    let seen = running.log().len();
+    let seen = running.log_text().len();
     a.push(&fill, "x 2\n").await;
     b.push(&fill, "x 2\n").await;
     sleep_past(2.0).await;
@@ -93,16 +94,13 @@ async fn the_loop_reports_prometheus_down_touches_nothing_and_sweeps_again_once_
         Duration::from_secs(30),
         &running,
         || {
-            let found = refused(&running.log());
+            let found = refused(&running.log_text());
             async move { found }
         },
     )
     .await;
     assert!(a.has_group(&fill).await && b.has_group(&fill).await);
-    assert!(
-        running.child.try_wait().unwrap().is_none(),
-        "the loop goes on"
-    );
+    assert!(running.try_exit().is_none(), "the loop goes on");
 
     // Back, on the same port with its data: the next sweeps find both replicas and delete.
     prom.start_again();

@@ -4,7 +4,7 @@
 //! Each is bounded by `--request-timeout`, reported, and the other replicas are still handled.
 //! What the gateways hold afterwards is checked on every replica.
 
-mod common;
+pub mod common;
 
 use std::time::{Duration, Instant};
 

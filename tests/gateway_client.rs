@@ -3,7 +3,7 @@
 //! replica healed by deleting its phantom. Groups are pushed with paths encoded here, by hand,
 //! independently of `group_path`, so a wrong encoding in the client cannot hide behind itself.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

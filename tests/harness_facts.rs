@@ -11,7 +11,7 @@
 //!
 //! So a phantom's age can be counted from its `push_failure_time_seconds`.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `inspect` against real replicas: copies of one key on several replicas, a replica down, a
 //! poisoned replica, with and without policies. Every test checks that nothing was deleted.
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! writes its buckets as an array of `[boundary rule, lower, upper, count]`; 1.5.1 accepts the
 //! same push, drops the native part and writes `"buckets": {}` (a classic histogram with none).
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

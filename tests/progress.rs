@@ -2,7 +2,7 @@
 //! stderr is no terminal, a bar on stderr when it is one (a real pseudo-terminal, through
 //! util-linux's `script`), never mixed into the report on stdout, and nothing with `--quiet`.
 
-mod common;
+pub mod common;
 
 use std::process::Command;
 use std::time::Duration;

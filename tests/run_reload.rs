@@ -2,13 +2,13 @@
 //! SIGHUP and on `POST /-/reload`; a broken file keeps its last good policies running and says so
 //! in the logs, the metrics and the reload's answer. Real gateways, the real binary.
 
-mod common;
+pub mod common;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::Proc;
 use common::{free_port, janitor, GatewayOpts, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -22,31 +22,26 @@ fn policy(gw: &TestGateway, selector: &str) -> String {
     )
 }
 
-/// The `run` loop, killed (by its PID) and reaped on drop.
+/// The `run` loop, a [`Proc`]: killed by its PID and reaped on drop.
 struct Run {
-    child: Child,
+    proc: Proc,
     port: u16,
-    log: PathBuf,
 }
 
 impl Run {
     fn start(policies: &Path, log: PathBuf, extra: &[&str]) -> Run {
         let port = free_port();
-        let child = janitor()
-            .args(["run", "--policies"])
+        let mut cmd = janitor();
+        cmd.args(["run", "--policies"])
             .arg(policies)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--min-ttl", "1s"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn the janitor");
-        Run { child, port, log }
+            .args(extra);
+        let proc = Proc::spawn("pushgateway-janitor run", cmd, &log);
+        Run { proc, port }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log_text()
     }
 
     async fn metrics(&self) -> String {
@@ -66,19 +61,8 @@ impl Run {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success());
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn signal(&mut self, name: &str) {
+        self.proc.signal(name);
     }
 }
 
@@ -170,7 +154,7 @@ async fn sighup_and_post_reload_reload_and_the_answer_says_whether_it_worked() {
     std::fs::write(&file, policy(&gw, r#"{job="one"}"#)).unwrap();
     gw.push(&[("job", "one")], "x 1\n").await;
     // No polling: only SIGHUP and POST /-/reload reload.
-    let run = Run::start(
+    let mut run = Run::start(
         &file,
         tmp.path().join("janitor.log"),
         &["--reload-check-interval", "0s"],

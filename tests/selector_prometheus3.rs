@@ -11,7 +11,7 @@
 //! `PGW_JANITOR_TEST_PROMETHEUS`): `scripts/test.sh` runs it, with `--include-ignored`, in the pass
 //! with those binaries, where it fails loudly if they are older.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! between the janitor's read and its DELETE is lost (the gateway has no conditional delete), and
 //! how often that happens under load is what `scripts/soak.sh` measures, not a test.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

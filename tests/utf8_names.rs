@@ -6,7 +6,7 @@
 //! old groups go. On 1.5.1 the same tests assert what 1.5.1 does instead (no such flag, such
 //! names refused with 400, `U__` names literal), so neither pass can pass by doing nothing.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `validate` as CI runs it: the binary, its exit codes and its JSON, with no cluster and no
 //! network (the policies point at hosts that do not exist).
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! the gateway under test; `scripts/test.sh` runs this on 1.5.1 and on 1.11.3. Where the versions
 //! differ the test says so and asserts each side (see docs/pushgateway.md for the list).
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 

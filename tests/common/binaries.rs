@@ -6,9 +6,9 @@
 //! each Prometheus. The version is read once per test binary with `--version`; flags that exist
 //! only in some versions are chosen from it here, never in a test.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PUSHGATEWAY_ENV: &str = "PGW_JANITOR_TEST_PUSHGATEWAY";
 pub const PROMETHEUS_ENV: &str = "PGW_JANITOR_TEST_PROMETHEUS";
@@ -76,26 +76,9 @@ pub fn require_prometheus(at_least: Version) {
 
 /// Runs `bin --version` (bounded) and reads the first `version X.Y.Z` it prints.
 fn version_of(bin: &str, env: &str) -> Version {
-    let mut child = Command::new(bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {bin} --version ({env}): {e}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{bin} --version did not finish in 20 s ({env})");
-            }
-        }
-    }
-    let out = child.wait_with_output().expect("read --version output");
+    let mut cmd = Command::new(bin);
+    cmd.arg("--version");
+    let out = super::run_bounded(cmd, Duration::from_secs(20));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -11,7 +11,8 @@
 //! - [`TestNginx`]: a real nginx, where a proxy or load balancer belongs in the picture.
 //! - [`Tripwire`]: a listener that only counts connections, at an address nothing may contact.
 //! - [`FaultServer`]: the one mock, for faults a real gateway cannot produce.
-//! - [`janitor()`]: the crate's binary, for end-to-end runs.
+//! - [`janitor()`]: the crate's binary, for end-to-end runs, always run through [`run_bounded`]
+//!   or a [`process::Proc`].
 //!
 //! Ageing groups: `push_time_seconds` is the gateway's own `time.Now()` at the push and cannot be
 //! backdated. Tests use a short TTL (e.g. `--ttl 2s --min-ttl 1s`, below the tool's 1m floor) and
@@ -19,8 +20,12 @@
 //! has 1-second resolution, so `sleep_past` adds a margin of more than a second.
 //!
 //! Every process started here is killed by its own PID when its struct drops (also on panic), every
-//! wait is bounded, and only 127.0.0.1 is used. Not every test uses every helper.
-#![allow(dead_code, unused_imports)]
+//! wait is bounded, and only 127.0.0.1 is used. One child type, [`process::Proc`], for every
+//! long-running program; [`run_bounded`] (and [`sweep_json`] over it) for every run to its end.
+//!
+//! Each test binary declares this module `pub mod common;`: the harness is then that binary's
+//! public interface, so a helper some binary does not use is not dead code there, with no
+//! `allow(dead_code)` over it; a private helper that nothing uses is still reported.
 
 pub mod binaries;
 mod controller;

@@ -13,7 +13,8 @@ pub struct TestNginx {
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
     pub port: u16,
-    proc: Proc,
+    /// Held only so that dropping the `TestNginx` kills nginx.
+    _proc: Proc,
     _dir: tempfile::TempDir,
 }
 
@@ -52,7 +53,7 @@ impl TestNginx {
                     return TestNginx {
                         url: format!("http://{addr}"),
                         port,
-                        proc,
+                        _proc: proc,
                         _dir: dir,
                     }
                 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process that is killed (by PID, SIGKILL) and reaped when dropped.
@@ -71,16 +71,31 @@ impl Proc {
 
     /// Sends `SIGTERM` to this child's PID only (`kill -TERM <pid>`), the graceful stop.
     pub fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// Sends `SIG<name>` (`TERM`, `HUP`) to this child's PID only, unless it has exited.
+    pub fn signal(&mut self, name: &str) {
         if self.try_exit().is_some() {
             return;
         }
         if let Some(pid) = self.pid() {
-            let status = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .expect("run kill -TERM");
-            assert!(status.success(), "kill -TERM {pid} failed: {status}");
+            send_signal(pid, name);
+        }
+    }
+
+    /// Waits, at most `timeout`, for the child to exit on its own: its status, or `None` while it
+    /// still runs (it is then still killed on drop).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -150,6 +165,19 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// `kill -<name> <pid>`, itself bounded like every other child; panics unless it succeeds.
+pub fn send_signal(pid: u32, name: &str) {
+    let mut cmd = Command::new("kill");
+    cmd.arg(format!("-{name}")).arg(pid.to_string());
+    let out = super::run_bounded(cmd, Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "kill -{name} {pid} failed: {}; {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Proc {

@@ -1,8 +1,11 @@
 //! Runs a short-lived program (the janitor, the pusher) to its end, bounded in time: on timeout
-//! it is killed by its PID and the test fails with what it printed so far.
+//! it is killed by its PID and the test fails with what it printed so far. A long-running one
+//! (`run --policies`) is a [`Proc`], polled with [`wait_until`].
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use super::process::Proc;
 
 /// Runs `cmd` with no stdin; its output goes to files, so a chatty child can never block on a
 /// full pipe. Panics (after killing it) when it does not exit within `timeout`.
@@ -44,46 +47,9 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     }
 }
 
-/// A long-running program (`run --policies`) with stdout and stderr in one log file; killed by
-/// its own handle (SIGKILL) and reaped when dropped, also when the test panics.
-pub struct Background {
-    pub child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Background {
-    /// Spawns `cmd` with no stdin, its output appended to `log`.
-    pub fn spawn(mut cmd: Command, log: &std::path::Path) -> Background {
-        let out = std::fs::File::create(log).expect("log file");
-        let err = out.try_clone().expect("clone log file handle");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {:?}: {e}", cmd.get_program()));
-        Background {
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    /// Everything the program printed so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Polls `cond` every 200 ms until it holds, at most `timeout`; panics naming `what`, with the
 /// log of `program`.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, program: &Background, mut cond: F)
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, program: &Proc, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -93,7 +59,7 @@ where
         assert!(
             Instant::now() < deadline,
             "{what}: not within {timeout:?}; log:\n{}",
-            program.log()
+            program.log_text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
