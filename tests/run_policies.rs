@@ -75,6 +75,8 @@ fn run_once(args: &[&str]) -> Once {
     }
 }
 
+#[path = "run_policies/engine.rs"]
+mod engine;
 #[path = "run_policies/once.rs"]
 mod once;
 #[path = "run_policies/secrets.rs"]

@@ -98,7 +98,11 @@ impl Budget {
             s.next_at = at + Duration::from_secs_f64(1.0 / s.pace.rate());
             at
         };
-        tokio::time::sleep_until(at).await;
+        // The timer ticks in milliseconds: a slot less than one away is taken now (the schedule
+        // still advances by one slot, so the average rate holds).
+        if at > Instant::now() + Duration::from_millis(1) {
+            tokio::time::sleep_until(at).await;
+        }
         Ok(Ticket {
             _slot: slot,
             sent: Instant::now(),
@@ -112,7 +116,8 @@ impl Budget {
         let mut s = self.state();
         if !ok {
             s.window.clear();
-            s.pace.observe(Signal::Trouble);
+            let rate = s.pace.observe(Signal::Trouble);
+            tracing::debug!(rate, "delete failed: pace halved");
             return;
         }
         s.window.push(latency);
@@ -120,7 +125,11 @@ impl Budget {
             s.window.sort_unstable();
             let median = s.window[s.window.len() / 2];
             s.window.clear();
-            s.pace.observe(Signal::Answered { median });
+            let before = s.pace.rate();
+            let rate = s.pace.observe(Signal::Answered { median });
+            if rate < before {
+                tracing::debug!(rate, ?median, "delete latency rising: pace halved");
+            }
         }
     }
 
@@ -133,9 +142,13 @@ impl Budget {
             let started = Instant::now();
             match gateway.healthy().await {
                 Ok(true) => {
-                    self.state().pace.observe(Signal::Healthy {
-                        latency: started.elapsed(),
-                    });
+                    let latency = started.elapsed();
+                    let mut s = self.state();
+                    let before = s.pace.rate();
+                    let rate = s.pace.observe(Signal::Healthy { latency });
+                    if rate < before {
+                        tracing::debug!(rate, ?latency, "health check slow: pace halved");
+                    }
                     return Ok(());
                 }
                 Ok(false) => {
