@@ -14,7 +14,7 @@ use crate::crd::PushgatewayRetentionStatus;
 use crate::metrics::Metrics;
 use crate::report::SweepReport;
 use crate::server::Health;
-use crate::sweep::{StartTimes, Tuning};
+use crate::sweep::{Permit, StartTimes, Tuning};
 
 /// The reporting controller name on events, and the Lease name by default.
 pub const CONTROLLER_NAME: &str = "pushgateway-janitor";
@@ -106,6 +106,11 @@ impl Context {
 
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// The engine's permit: it may delete while this process leads.
+    pub fn permit(&self) -> Permit {
+        Permit::from_flag(self.leader.clone())
     }
 
     /// Counts one more failure of `key` and returns how long to wait before retrying:

@@ -129,6 +129,8 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         Ok(mut checked) => {
             checked.sweep.name =
                 format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+            // Leadership can be lost during the sweep: the engine asks before every DELETE.
+            checked.sweep.permit = ctx.permit();
             checked
         }
         Err(e) => {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::{stream, StreamExt};
 use tokio::sync::Mutex;
 
-use super::{Read, Sweep};
+use super::{Read, Sweep, NOT_ATTEMPTED};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
 use crate::model::{Labels, Naming, Snapshot};
@@ -131,6 +131,8 @@ pub(crate) async fn act_on_replica(
     if admin_wipe {
         if let Err(e) = wait_healthy(gateway, sweep.tuning.unhealthy_wait).await {
             outcome.error = Some(e);
+        } else if !sweep.permit.may_act() {
+            outcome.error = Some(NOT_ATTEMPTED.into());
         } else {
             outcome.max_window = Some(snapshot_started.elapsed());
             match gateway.wipe().await {
@@ -159,8 +161,16 @@ pub(crate) async fn act_on_replica(
                 let pacer = &pacer;
                 let progress = progress.as_ref();
                 async move {
+                    // Asked before the pacing wait too, so the rest of a lost sweep ends at once.
+                    let permitted = || sweep.permit.may_act();
+                    if !permitted() {
+                        return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
+                    }
                     if let Err(e) = pacer.before_delete().await {
                         return (d, snapshot_started.elapsed(), Err(e));
+                    }
+                    if !permitted() {
+                        return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
                     }
                     let window = snapshot_started.elapsed();
                     let result = gateway

@@ -2,8 +2,10 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod permit;
 mod restarts;
 
+pub use permit::{Permit, NOT_ATTEMPTED};
 pub use restarts::StartTimes;
 
 use std::time::{Duration, Instant};
@@ -85,6 +87,9 @@ pub struct Sweep {
     pub limits: Limits,
     pub dry_run: bool,
     pub tuning: Tuning,
+    /// Asked right before every DELETE and wipe: a sweep whose right to act was withdrawn
+    /// (leadership lost) stops there.
+    pub permit: Permit,
 }
 
 impl Sweep {
