@@ -18,11 +18,15 @@ mod crd;
 mod fixtures;
 #[path = "controller_e2e/leader.rs"]
 mod leader;
+#[path = "controller_e2e/leader_faults.rs"]
+mod leader_faults;
 #[path = "controller_e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "controller_e2e/setup.rs"]
 mod setup;
 #[path = "controller_e2e/sources.rs"]
 mod sources;
+#[path = "controller_e2e/stall_proxy.rs"]
+mod stall_proxy;
 #[path = "controller_e2e/sweeps.rs"]
 mod sweeps;

@@ -169,7 +169,8 @@ async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
 
 /// One line per delete the janitor sent (or tried to send), once its outcome is known, at the
 /// default level: `kubectl logs ... | jq` tells who deleted what, and why. A dry run, a guard
-/// abort and a group kept on re-planning sent nothing, and log nothing here.
+/// abort, a group kept on re-planning and one not attempted (leadership lost) sent nothing, and
+/// log nothing here.
 fn log_delete(
     policy: &str,
     replica: &str,
@@ -181,7 +182,8 @@ fn log_delete(
     if matches!(
         outcome,
         Outcome::WouldDelete | Outcome::Aborted | Outcome::Kept
-    ) {
+    ) || error == Some(NOT_ATTEMPTED)
+    {
         return;
     }
     tracing::info!(
