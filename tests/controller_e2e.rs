@@ -30,3 +30,5 @@ mod sources;
 mod stall_proxy;
 #[path = "controller_e2e/sweeps.rs"]
 mod sweeps;
+#[path = "controller_e2e/undecodable.rs"]
+mod undecodable;

@@ -7,6 +7,7 @@ pub mod expiry;
 pub mod leader;
 pub mod reconcile;
 pub mod status;
+pub mod undecodable;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,6 @@ pub use context::{Context, Settings, CONTROLLER_NAME, FIELD_MANAGER};
 pub use leader::LeaseOptions;
 pub use reconcile::{error_policy, reconcile, reconcile_policy, Reconciled};
 
-use crate::crd::PushgatewayRetention;
 use crate::metrics::{Metrics, PolicyLabels};
 use crate::server::{self, Health};
 use crate::{Error, Result};
@@ -119,7 +119,8 @@ pub async fn run(opts: Options) -> Result<()> {
 
     // One kube-runtime Controller per watched namespace (or one over all of them): each keeps
     // its own store, and their reconciles share the Context.
-    let apis: Vec<Api<PushgatewayRetention>> = if opts.namespaces.is_empty() {
+    // Through the guard: one policy that cannot be decoded must not fail the watch of the rest.
+    let apis: Vec<Api<undecodable::Watched>> = if opts.namespaces.is_empty() {
         vec![Api::all(client)]
     } else {
         opts.namespaces
