@@ -12,6 +12,8 @@ mod common;
 mod admission;
 #[path = "controller_e2e/apply.rs"]
 mod apply;
+#[path = "controller_e2e/backoff.rs"]
+mod backoff;
 #[path = "controller_e2e/crd.rs"]
 mod crd;
 #[path = "controller_e2e/fixtures.rs"]

@@ -113,9 +113,9 @@ impl Context {
         Permit::from_flag(self.leader.clone())
     }
 
-    /// Counts one more failure of `key` and returns how long to wait before retrying:
-    /// `min_backoff` doubled per consecutive failure, capped at `max_backoff`.
-    pub fn failed(&self, key: &str) -> Duration {
+    /// Counts one more failure of `key` and returns how many in a row, and how long to wait
+    /// before retrying: `min_backoff` doubled per consecutive failure, capped at `max_backoff`.
+    pub fn failed(&self, key: &str) -> (u32, Duration) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let f = failures.entry(key.to_string()).or_insert(Failures {
             count: 0,
@@ -129,7 +129,7 @@ impl Context {
             .saturating_mul(factor)
             .min(self.settings.max_backoff);
         f.retry_at = Instant::now() + delay;
-        delay
+        (f.count, delay)
     }
 
     /// How long `key` still backs off after its last failure. Every status write triggers a

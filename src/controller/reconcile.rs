@@ -99,8 +99,15 @@ pub async fn reconcile(watched: Arc<Watched>, ctx: Arc<Context>) -> Result<Actio
     match &done {
         // Set here, before the reconcile ends, so the watch event of the status it wrote
         // already finds the backoff.
-        Err(_) => {
-            ctx.failed(&key(obj));
+        Err(e) => {
+            let (failures, delay) = ctx.failed(&key(obj));
+            tracing::info!(
+                policy = %key(obj),
+                failures,
+                backoff_seconds = delay.as_secs_f64(),
+                category = e.category(),
+                "backing off"
+            );
         }
         Ok(Reconciled::NotLeader { .. } | Reconciled::BackingOff { .. }) => {}
         Ok(_) => ctx.succeeded(&key(obj)),
