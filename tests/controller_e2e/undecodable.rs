@@ -94,6 +94,12 @@ async fn a_policy_that_cannot_be_decoded_is_reported_alone_and_the_others_are_sw
     .await;
     assert!(strict, "the committed CRD should refuse `suspend: 1`");
     assert_eq!(raw.get("bad").await.unwrap().data["spec"]["suspend"], 1);
+    // What a watch without the guard gets: the whole list fails to decode.
+    let typed = s.api.list(&Default::default()).await;
+    assert!(
+        matches!(typed, Err(kube::Error::SerdeError(_))),
+        "{typed:?}"
+    );
 
     s.gw.push(STALE_1, "x 1\n").await;
     s.gw.push(BAD_JOB, "x 1\n").await;
