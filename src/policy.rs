@@ -211,6 +211,7 @@ pub fn check(
         limits,
         dry_run: spec.dry_run,
         tuning: tuning.clone(),
+        permit: Default::default(),
     };
     sweep.validate().map_err(|e| match e {
         Error::Config { what, message } if what == "ttl" => Error::config("spec.ttl", message),

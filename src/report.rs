@@ -183,7 +183,7 @@ impl SweepReport {
                 matches!(
                     a.outcome,
                     Outcome::Deleted | Outcome::Repushed | Outcome::Unconfirmed | Outcome::Failed
-                )
+                ) && a.error.as_deref() != Some(crate::sweep::NOT_ATTEMPTED)
             })
             .count()
     }

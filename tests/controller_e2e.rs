@@ -12,17 +12,25 @@ pub mod common;
 mod admission;
 #[path = "controller_e2e/apply.rs"]
 mod apply;
+#[path = "controller_e2e/backoff.rs"]
+mod backoff;
 #[path = "controller_e2e/crd.rs"]
 mod crd;
 #[path = "controller_e2e/fixtures.rs"]
 mod fixtures;
 #[path = "controller_e2e/leader.rs"]
 mod leader;
+#[path = "controller_e2e/leader_faults.rs"]
+mod leader_faults;
 #[path = "controller_e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "controller_e2e/setup.rs"]
 mod setup;
 #[path = "controller_e2e/sources.rs"]
 mod sources;
+#[path = "controller_e2e/stall_proxy.rs"]
+mod stall_proxy;
 #[path = "controller_e2e/sweeps.rs"]
 mod sweeps;
+#[path = "controller_e2e/undecodable.rs"]
+mod undecodable;

@@ -52,6 +52,13 @@ pub struct ControllerArgs {
     /// On SIGTERM, how long sweeps in flight may take to finish before they are abandoned.
     #[arg(long, env = "PGW_JANITOR_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
+    /// First retry of a policy whose reconcile failed (discovery, credentials, the API); the
+    /// wait doubles per failure in a row, up to --max-error-backoff.
+    #[arg(long, env = "PGW_JANITOR_ERROR_BACKOFF", value_parser = parse_duration, default_value = "5s")]
+    pub error_backoff: Duration,
+    /// The longest wait between retries of a failing policy.
+    #[arg(long, env = "PGW_JANITOR_MAX_ERROR_BACKOFF", value_parser = parse_duration, default_value = "5m")]
+    pub max_error_backoff: Duration,
     /// Policies reconciled at once.
     #[arg(
         long,
@@ -74,6 +81,12 @@ impl ControllerArgs {
                 "must be greater than zero",
             ));
         }
+        if self.error_backoff.is_zero() || self.max_error_backoff < self.error_backoff {
+            return Err(Error::config(
+                "--error-backoff",
+                "must be greater than zero and at most --max-error-backoff",
+            ));
+        }
         if self.min_ttl.is_zero() {
             return Err(Error::config("--min-ttl", "must be greater than zero"));
         }
@@ -89,7 +102,6 @@ impl ControllerArgs {
             identity: identity.clone(),
             duration: self.lease_duration,
         });
-        let defaults = Settings::default();
         Ok(Options {
             listen: self.listen,
             namespaces: self.namespace.clone(),
@@ -99,7 +111,8 @@ impl ControllerArgs {
                 floor: self.min_ttl,
                 // A follower looks again about when a dead leader's Lease would expire.
                 not_leader_requeue: self.lease_duration,
-                ..defaults
+                min_backoff: self.error_backoff,
+                max_backoff: self.max_error_backoff,
             },
             leader_election,
             identity,

@@ -196,6 +196,7 @@ impl SweepArgs {
             },
             dry_run: self.dry_run,
             tuning: t.to_tuning(),
+            permit: Default::default(),
         };
         sweep.validate()?;
         let access = ReplicaAccess::new(

@@ -15,7 +15,7 @@ use crate::crd::PushgatewayRetentionStatus;
 use crate::metrics::Metrics;
 use crate::report::SweepReport;
 use crate::server::Health;
-use crate::sweep::{StartTimes, Tuning};
+use crate::sweep::{Permit, StartTimes, Tuning};
 
 /// The reporting controller name on events, and the Lease name by default.
 pub const CONTROLLER_NAME: &str = "pushgateway-janitor";
@@ -113,9 +113,14 @@ impl Context {
         *self.leader.borrow()
     }
 
-    /// Counts one more failure of `key` and returns how long to wait before retrying:
-    /// `min_backoff` doubled per consecutive failure, capped at `max_backoff`.
-    pub fn failed(&self, key: &str) -> Duration {
+    /// The engine's permit: it may delete while this process leads.
+    pub fn permit(&self) -> Permit {
+        Permit::from_flag(self.leader.clone())
+    }
+
+    /// Counts one more failure of `key` and returns how many in a row, and how long to wait
+    /// before retrying: `min_backoff` doubled per consecutive failure, capped at `max_backoff`.
+    pub fn failed(&self, key: &str) -> (u32, Duration) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let f = failures.entry(key.to_string()).or_insert(Failures {
             count: 0,
@@ -129,7 +134,7 @@ impl Context {
             .saturating_mul(factor)
             .min(self.settings.max_backoff);
         f.retry_at = Instant::now() + delay;
-        delay
+        (f.count, delay)
     }
 
     /// How long `key` still backs off after its last failure. Every status write triggers a

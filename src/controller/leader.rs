@@ -1,15 +1,20 @@
 //! Leader election on a Lease (kube-lease-manager), so only one of several controller replicas
-//! sweeps. Leadership is a `watch` flag the reconciler reads before touching anything.
+//! sweeps. Leadership is a `watch` flag the reconciler reads before touching anything and the
+//! engine reads before every DELETE; it drops before the Lease could expire (see `expiry`).
 
 use std::time::Duration;
 
-use futures::Stream;
-use kube::Client;
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::expiry::{is_current_for, until, LeaseTiming};
 use crate::{Error, Result};
 
 /// Where the Lease is and who we are.
@@ -76,62 +81,172 @@ pub fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Creates the Lease if needed and starts competing for it.
+/// Creates the Lease if needed and starts competing for it. `client` should bound its requests
+/// (see [`lease_client_config`]): a renewal that hangs is retried only once it fails.
 pub async fn start(client: Client, opts: &LeaseOptions) -> Result<Election> {
-    let duration = opts.duration.as_secs();
-    if duration < 2 {
-        return Err(Error::config("--lease-duration", "must be at least 2s"));
-    }
-    // Renew a third of the way before expiry: room for a slow API server or a skewed clock.
-    let grace = (duration / 3).max(1);
-    let manager = LeaseManagerBuilder::new(client, &opts.name)
+    let timing =
+        LeaseTiming::of(opts.duration).map_err(|why| Error::config("--lease-duration", why))?;
+    let manager = LeaseManagerBuilder::new(client.clone(), &opts.name)
         .with_namespace(&opts.namespace)
         .with_identity(&opts.identity)
-        .with_duration(duration)
-        .with_grace(grace)
+        .with_duration(timing.duration.as_secs())
+        .with_grace(timing.grace_secs)
         .build()
         .await
         .map_err(Error::Lease)?;
     let (tx, flag) = watch::channel(false);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(keep(manager, tx, stop.clone(), opts.clone()));
+    let leases = Api::namespaced(client, &opts.namespace);
+    let task = tokio::spawn(keep(
+        manager,
+        leases,
+        timing,
+        tx,
+        stop.clone(),
+        opts.clone(),
+    ));
     Ok(Election { flag, stop, task })
 }
 
+/// The client configuration for the Lease: every request bounded well inside the Lease, so a
+/// hung renewal fails and is retried before the holder must stop acting.
+pub fn lease_client_config(mut config: kube::Config, duration: Duration) -> kube::Config {
+    let bound = (duration / 4).max(Duration::from_millis(500));
+    config.connect_timeout = Some(bound);
+    config.read_timeout = Some(bound);
+    config.write_timeout = Some(bound);
+    config
+}
+
+/// What this process knows of its own claim.
+#[derive(Debug, Default)]
+struct Claim {
+    /// The manager's word: it holds the Lease (it says so only when that changes).
+    held: bool,
+    /// When the Lease, read back from the server, was last renewed by us (our clock wrote it).
+    last_renew: Option<Timestamp>,
+}
+
+impl Claim {
+    fn may_act(&self, timing: &LeaseTiming, now: Timestamp) -> bool {
+        self.held && is_current_for(self.last_renew, timing.duration, timing.margin, now)
+    }
+}
+
+/// Our last renewal as the server holds it: `Ok(None)` when the Lease is not ours.
+async fn read_renewal(
+    leases: &Api<Lease>,
+    name: &str,
+    identity: &str,
+    bound: Duration,
+) -> std::result::Result<Option<Timestamp>, String> {
+    let lease = match tokio::time::timeout(bound, leases.get(name)).await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("timed out after {bound:?}")),
+    };
+    let spec = lease.spec.unwrap_or_default();
+    Ok((spec.holder_identity.as_deref() == Some(identity))
+        .then_some(spec.renew_time.map(|t| t.0))
+        .flatten())
+}
+
+/// Keeps the Lease through the manager, and the flag true only while the claim is current: the
+/// manager has it AND its last renewal seen on the server is recent enough. A renewal that hangs
+/// or fails lets the flag drop at the margin before expiry, whatever the manager believes.
 async fn keep(
     manager: LeaseManager,
+    leases: Api<Lease>,
+    timing: LeaseTiming,
     tx: watch::Sender<bool>,
     stop: CancellationToken,
     opts: LeaseOptions,
 ) {
+    let mut claim = Claim::default();
+    let manager = &manager;
+    // One round of the manager at a time, never dropped half way (a renewal in flight).
+    let mut round: BoxFuture<'_, _> = manager.changed().boxed();
     let mut retry = Duration::from_millis(500);
     loop {
+        let now = Timestamp::now();
+        let acting = claim.may_act(&timing, now);
+        if *tx.borrow() != acting {
+            match (acting, claim.last_renew) {
+                (true, _) => {
+                    tracing::info!(identity = %opts.identity, lease = %opts.name, "leading")
+                }
+                (false, Some(r)) if claim.held => tracing::warn!(
+                    identity = %opts.identity, lease = %opts.name, last_renew = %r,
+                    acts_until = %timing.acts_until(r), expires = %expiry(r, timing.duration),
+                    "lease not renewed in time: stop acting"
+                ),
+                (false, _) => {
+                    tracing::info!(identity = %opts.identity, lease = %opts.name, "not leading")
+                }
+            }
+            tx.send_replace(acting);
+        }
+        let stop_acting = tokio::time::Instant::now()
+            + claim
+                .last_renew
+                .map_or(Duration::ZERO, |r| until(now, timing.acts_until(r)));
+        let poll_at =
+            tokio::time::Instant::now() + until(now, timing.next_poll(claim.last_renew, now));
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            changed = manager.changed() => match changed {
-                Ok(leader) => {
+            changed = &mut round => match changed {
+                Ok(held) => {
                     retry = Duration::from_millis(500);
-                    tracing::info!(identity = %opts.identity, lease = %opts.name, leader, "leadership changed");
-                    tx.send_replace(leader);
+                    tracing::info!(identity = %opts.identity, lease = %opts.name, held, "lease manager: leadership changed");
+                    claim.held = held;
+                    claim.last_renew = None;
+                    if held {
+                        // Acting starts once the renewal is read back: its time is the clock.
+                        poll(&leases, &opts, &timing, &mut claim).await;
+                    }
+                    round = manager.changed().boxed();
                 }
                 Err(e) => {
                     // The manager keeps its own view of the lock; the next successful round
-                    // reports any change. Until then the last known state stands.
+                    // reports any change, and the flag drops on its own if no renewal lands.
                     tracing::warn!(error = %e, lease = %opts.name, "lease round failed; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(retry) => {}
+                    let pause = retry;
+                    retry = (retry * 2).min(timing.duration / 4);
+                    round = async move {
+                        tokio::time::sleep(pause).await;
+                        manager.changed().await
                     }
-                    retry = (retry * 2).min(opts.duration / 2);
+                    .boxed();
                 }
+            },
+            _ = tokio::time::sleep_until(stop_acting), if acting => {}
+            _ = tokio::time::sleep_until(poll_at), if claim.held => {
+                poll(&leases, &opts, &timing, &mut claim).await;
             }
         }
     }
+    drop(round);
     tx.send_replace(false);
     match manager.release().await {
         Ok(()) => tracing::info!(identity = %opts.identity, lease = %opts.name, "lease released"),
         Err(e) => tracing::warn!(error = %e, lease = %opts.name, "cannot release the lease"),
+    }
+}
+
+fn expiry(last_renew: Timestamp, duration: Duration) -> Timestamp {
+    super::expiry::acts_until(last_renew, duration, Duration::ZERO)
+}
+
+/// Reads the Lease back, bounded by the poll so the stop is never late by more than that.
+async fn poll(leases: &Api<Lease>, opts: &LeaseOptions, timing: &LeaseTiming, claim: &mut Claim) {
+    match read_renewal(leases, &opts.name, &opts.identity, timing.poll).await {
+        Ok(Some(renewed)) => claim.last_renew = Some(renewed),
+        Ok(None) => {
+            tracing::warn!(identity = %opts.identity, lease = %opts.name, "the Lease is not ours");
+            claim.last_renew = None;
+        }
+        Err(e) => tracing::debug!(error = %e, lease = %opts.name, "cannot read the Lease"),
     }
 }
 

@@ -3,9 +3,11 @@
 
 pub mod context;
 pub mod events;
+pub mod expiry;
 pub mod leader;
 pub mod reconcile;
 pub mod status;
+pub mod undecodable;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +23,6 @@ pub use context::{Context, Settings, CONTROLLER_NAME, FIELD_MANAGER};
 pub use leader::LeaseOptions;
 pub use reconcile::{error_policy, reconcile, reconcile_policy, Reconciled};
 
-use crate::crd::PushgatewayRetention;
 use crate::metrics::{Metrics, PolicyLabels};
 use crate::server::{self, Health};
 use crate::{Error, Result};
@@ -57,7 +58,10 @@ async fn signal() -> Result<()> {
 /// Runs until SIGTERM/SIGINT; returns once the sweeps in flight finished (or were abandoned
 /// after `shutdown_timeout`) and the Lease was released.
 pub async fn run(opts: Options) -> Result<()> {
-    let client = kube::Client::try_default().await.map_err(Error::Kube)?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| Error::Kube(kube::Error::InferConfig(e)))?;
+    let client = kube::Client::try_from(config.clone()).map_err(Error::Kube)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
 
@@ -93,7 +97,11 @@ pub async fn run(opts: Options) -> Result<()> {
     let election = match &opts.leader_election {
         Some(lease) => {
             tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election on");
-            Some(leader::start(client.clone(), lease).await?)
+            // Its own client, every request bounded inside the Lease.
+            let lease_client =
+                kube::Client::try_from(leader::lease_client_config(config, lease.duration))
+                    .map_err(Error::Kube)?;
+            Some(leader::start(lease_client, lease).await?)
         }
         None => None,
     };
@@ -111,7 +119,8 @@ pub async fn run(opts: Options) -> Result<()> {
 
     // One kube-runtime Controller per watched namespace (or one over all of them): each keeps
     // its own store, and their reconciles share the Context.
-    let apis: Vec<Api<PushgatewayRetention>> = if opts.namespaces.is_empty() {
+    // Through the guard: one policy that cannot be decoded must not fail the watch of the rest.
+    let apis: Vec<Api<undecodable::Watched>> = if opts.namespaces.is_empty() {
         vec![Api::all(client)]
     } else {
         opts.namespaces

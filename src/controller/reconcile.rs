@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use super::context::{Context, LastSwept, FIELD_MANAGER};
 use super::events::{self, event};
 use super::status::{self, DEGRADED, GUARD_TRIPPED, READY, SPEC_INVALID};
+use super::undecodable::{self, Watched};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
 use crate::discover::Discovered;
 use crate::engine::Access;
@@ -81,26 +82,51 @@ fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 404)
 }
 
-/// The reconciler `Controller::run` calls.
-pub async fn reconcile(obj: Arc<PushgatewayRetention>, ctx: Arc<Context>) -> Result<Action> {
-    let done = reconcile_policy(&obj, &ctx).await;
+/// The reconciler `Controller::run` calls. A policy that cannot be decoded is reported on its
+/// own; the others are reconciled.
+pub async fn reconcile(watched: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
+    let obj = match &watched.0 {
+        Ok(obj) => obj,
+        Err(invalid) => {
+            if !ctx.is_leader() {
+                return Ok(Action::requeue(ctx.settings.not_leader_requeue));
+            }
+            return undecodable::report(&watched, invalid, &ctx)
+                .await
+                .map(|r| r.action());
+        }
+    };
+    let done = reconcile_policy(obj, &ctx).await;
     match &done {
         // Set here, before the reconcile ends, so the watch event of the status it wrote
         // already finds the backoff.
-        Err(_) => {
-            ctx.failed(&key(&obj));
+        Err(e) => {
+            let (failures, delay) = ctx.failed(&key(obj));
+            tracing::info!(
+                policy = %key(obj),
+                failures,
+                backoff_seconds = delay.as_secs_f64(),
+                category = e.category(),
+                "backing off"
+            );
         }
         Ok(Reconciled::NotLeader { .. } | Reconciled::BackingOff { .. }) => {}
-        Ok(_) => ctx.succeeded(&key(&obj)),
+        Ok(_) => ctx.succeeded(&key(obj)),
     }
     done.map(|r| r.action())
 }
 
 /// Transient failures (the API, discovery, credentials) retry with an exponential backoff.
-pub fn error_policy(obj: Arc<PushgatewayRetention>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(watched: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.record_reconcile_error(error.category());
-    let delay = ctx.retry_in(&key(&obj)).unwrap_or(ctx.settings.min_backoff);
-    tracing::warn!(policy = %key(&obj), error = %error, retry_in = ?delay, "reconcile failed");
+    let meta = watched.meta();
+    let key = format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    );
+    let delay = ctx.retry_in(&key).unwrap_or(ctx.settings.min_backoff);
+    tracing::warn!(policy = %key, error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -130,6 +156,8 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         Ok(mut checked) => {
             checked.sweep.name =
                 format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+            // Leadership can be lost during the sweep: the engine asks before every DELETE.
+            checked.sweep.permit = ctx.permit();
             checked
         }
         Err(e) => {
@@ -314,7 +342,7 @@ async fn prepare(
 
 /// Whether a condition's status, reason or message changed: an event is worth sending once per
 /// change, not once per reconcile.
-fn condition_changed(
+pub(super) fn condition_changed(
     prev: &PushgatewayRetentionStatus,
     new: &PushgatewayRetentionStatus,
     type_: &str,

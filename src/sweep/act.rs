@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
-use super::{Read, Sweep};
+use super::{Read, Sweep, NOT_ATTEMPTED};
 use crate::engine::{Access, Engine};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
@@ -165,6 +165,8 @@ pub(crate) async fn act_on_replica(
     if admin_wipe {
         if let Err(e) = replica.budget.wait_healthy(gateway).await {
             outcome.error = Some(e);
+        } else if !sweep.permit.may_act() {
+            outcome.error = Some(NOT_ATTEMPTED.into());
         } else {
             outcome.max_window = Some(snapshot_started.elapsed());
             match gateway.wipe().await {
@@ -191,17 +193,26 @@ pub(crate) async fn act_on_replica(
                 let progress = progress.as_ref();
                 let push = push_of(&d);
                 async move {
-                    // Another policy sent this very delete moments ago: confirm it, don't repeat it.
-                    if !replica.claim_delete(&d.labels, push, fresh_claim) {
-                        if let Some(p) = progress {
-                            p.add(1);
-                        }
-                        return (d, snapshot_started.elapsed(), Ok(()));
+                    // Asked before the pacing wait too, so the rest of a lost sweep ends at once.
+                    let permitted = || sweep.permit.may_act();
+                    if !permitted() {
+                        return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
                     }
                     let ticket = match budget.acquire(gateway).await {
                         Ok(t) => t,
                         Err(e) => return (d, snapshot_started.elapsed(), Err(e)),
                     };
+                    if !permitted() {
+                        return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
+                    }
+                    // Another policy sent this very delete moments ago: confirm it, don't repeat it.
+                    if !replica.claim_delete(&d.labels, push, fresh_claim) {
+                        drop(ticket);
+                        if let Some(p) = progress {
+                            p.add(1);
+                        }
+                        return (d, snapshot_started.elapsed(), Ok(()));
+                    }
                     let window = snapshot_started.elapsed();
                     let result = gateway.delete(&d.labels, naming).await;
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));

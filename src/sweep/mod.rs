@@ -2,8 +2,10 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod permit;
 mod restarts;
 
+pub use permit::{Permit, NOT_ATTEMPTED};
 pub use restarts::StartTimes;
 
 use std::sync::Arc;
@@ -86,6 +88,9 @@ pub struct Sweep {
     pub limits: Limits,
     pub dry_run: bool,
     pub tuning: Tuning,
+    /// Asked right before every DELETE and wipe: a sweep whose right to act was withdrawn
+    /// (leadership lost) stops there.
+    pub permit: Permit,
 }
 
 impl Sweep {
@@ -131,7 +136,8 @@ pub(crate) use crate::engine::Read;
 
 /// One line per delete the janitor sent (or tried to send), once its outcome is known, at the
 /// default level: `kubectl logs ... | jq` tells who deleted what, and why. A dry run, a guard
-/// abort and a group kept on re-planning sent nothing, and log nothing here.
+/// abort, a group kept on re-planning and one not attempted (leadership lost) sent nothing, and
+/// log nothing here.
 fn log_delete(
     policy: &str,
     replica: &str,
@@ -143,7 +149,8 @@ fn log_delete(
     if matches!(
         outcome,
         Outcome::WouldDelete | Outcome::Aborted | Outcome::Kept
-    ) {
+    ) || error == Some(NOT_ATTEMPTED)
+    {
         return;
     }
     tracing::info!(

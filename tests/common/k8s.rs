@@ -183,6 +183,20 @@ impl TestServer {
             .collect()
     }
 
+    /// The admin kubeconfig with the server reached at `url` instead (a proxy in front of it);
+    /// written next to the server's own.
+    pub fn write_kubeconfig_via(&self, name: &str, url: &str) -> PathBuf {
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("read the admin kubeconfig");
+        assert!(
+            admin.contains(&self.url),
+            "the admin kubeconfig names {}",
+            self.url
+        );
+        let path = self.dir.join(format!("kubeconfig-{name}"));
+        std::fs::write(&path, admin.replace(&self.url, url)).expect("write kubeconfig");
+        path
+    }
+
     /// A kubeconfig holding only `token` for this server (its CA, no client certificate), with
     /// default namespace `namespace`; written next to the server's own.
     pub fn write_token_kubeconfig(&self, name: &str, token: &str, namespace: &str) -> PathBuf {
