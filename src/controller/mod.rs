@@ -44,7 +44,7 @@ pub struct Options {
 
 /// Resolves on SIGTERM or SIGINT.
 async fn signal() -> Result<()> {
-    let io = |e: std::io::Error| Error::config("signals", e.to_string());
+    let io = |e: std::io::Error| Error::startup("install a signal handler", e);
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io)?;
     tokio::select! {
@@ -57,7 +57,9 @@ async fn signal() -> Result<()> {
 /// Runs until SIGTERM/SIGINT; returns once the sweeps in flight finished (or were abandoned
 /// after `shutdown_timeout`) and the Lease was released.
 pub async fn run(opts: Options) -> Result<()> {
-    let client = kube::Client::try_default().await.map_err(Error::Kube)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::startup("build the Kubernetes client", e))?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
 
