@@ -368,3 +368,7 @@ async fn publish(ctx: &Context, obj: &PushgatewayRetention, ev: Event) {
         tracing::warn!(error = %e, reason = %ev.reason, "cannot publish event");
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_prepare_tests.rs"]
+mod prepare_tests;

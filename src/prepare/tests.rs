@@ -128,3 +128,53 @@ async fn a_service_source_without_a_cluster_is_the_users_error() {
     );
     assert_eq!(e.exit_code(), crate::report::exit::USAGE);
 }
+
+/// A port nothing listens on, on loopback.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_remote_that_is_down_names_the_cause_not_only_the_wrapper() {
+    let port = closed_port();
+    let policy = spec_with_token("x");
+    let clients = Clients {
+        prometheus: reqwest::Client::new(),
+        gateway: reqwest::Client::new(),
+    };
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let gateway =
+        crate::gateway::Gateway::new(url, clients.gateway.clone(), Duration::from_secs(5));
+    let e = gateway.status().await.unwrap_err();
+    assert!(matches!(e, Error::Http { .. }), "{e:?}");
+    assert!(
+        e.to_string().to_lowercase().contains("connection refused"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), crate::report::exit::REPLICA_FAILED);
+
+    let mut via_prometheus = policy;
+    let checked = crate::policy::check(
+        &serde_json::from_value(serde_json::json!({
+            "prometheus": {"url": format!("http://127.0.0.1:{port}"), "job": "pgw"},
+            "ttl": "1h",
+        }))
+        .unwrap(),
+        Duration::ZERO,
+        &Tuning::default(),
+    )
+    .unwrap();
+    via_prometheus.source = checked.source;
+    let e = replicas(&via_prometheus, &clients, timeouts(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().to_lowercase().contains("connection refused"),
+        "{e}"
+    );
+    assert_eq!(e.fault(), crate::error::Fault::Remote);
+}
