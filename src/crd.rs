@@ -74,7 +74,8 @@ pub struct PushgatewayRetentionSpec {
     pub gateway_auth: Option<HttpAuthRefs>,
 
     /// Delete groups older than this, on their own replica's clock: `90s`, `1h30m`, `6h`, `7d`.
-    /// Required for action DeleteGroups.
+    /// Required for action DeleteGroups, and for Wipe with `onlyIfAllStale`. Refused with a plain
+    /// Wipe, which removes every selected group whatever its age: the TTL would be ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d|w|y))+$"))]
     pub ttl: Option<String>,

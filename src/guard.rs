@@ -4,22 +4,25 @@
 //! usually means a wrong selector, a wrong TTL or a replica clock far off, and any part of it would be
 //! an arbitrary slice of a mistake.
 
+use crate::policy::{Door, Field};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
-    /// At most this many group deletions per run (`--max-deletions`).
+    /// At most this many group deletions per run (`--max-deletions`, `spec.maxDeletions.count`).
     pub max_deletions: Option<u64>,
-    /// At most this share of the groups seen, in percent (`--max-deletions-percent`).
+    /// At most this share of the groups seen, in percent.
     pub max_deletions_percent: Option<f64>,
+    /// Whose words a tripped guard names its limit in: a trip ends up in a resource's status.
+    pub door: Door,
 }
 
 impl Limits {
     pub fn validate(&self) -> Result<()> {
         if let Some(p) = self.max_deletions_percent {
             if !(p.is_finite() && p > 0.0 && p <= 100.0) {
-                return Err(Error::config(
-                    "max-deletions-percent",
+                return Err(Error::invalid(
+                    Field::MaxDeletionsPercent,
                     format!("{p} is not in (0, 100]"),
                 ));
             }
@@ -64,7 +67,8 @@ pub fn check(
                 planned,
                 allowed: max,
                 message: format!(
-                    "plan deletes {planned} groups, --max-deletions allows {max} ({} over)",
+                    "plan deletes {planned} groups, {} allows {max} ({} over)",
+                    limits.door.name(Field::MaxDeletions),
                     planned - max
                 ),
             });
@@ -84,7 +88,8 @@ pub fn check(
                 allowed,
                 message: format!(
                     "plan deletes {share:.1}% of {groups_seen} groups seen ({planned}), \
-                     --max-deletions-percent allows {pct}% ({allowed}); {} over",
+                     {} allows {pct}% ({allowed}); {} over",
+                    limits.door.name(Field::MaxDeletionsPercent),
                     planned - allowed
                 ),
             });
@@ -102,6 +107,7 @@ mod tests {
         Limits {
             max_deletions: max,
             max_deletions_percent: pct,
+            door: Door::Flags,
         }
     }
 
@@ -138,6 +144,27 @@ mod tests {
     }
 
     #[test]
+    fn a_trip_in_a_spec_names_the_spec_field_not_a_flag() {
+        let mut l = limits(Some(100), None);
+        l.door = Door::Spec;
+        assert_eq!(
+            check(&l, 150, 1000).unwrap_err().message,
+            "plan deletes 150 groups, spec.maxDeletions.count allows 100 (50 over)"
+        );
+        let l = Limits {
+            max_deletions_percent: Some(10.0),
+            door: Door::Spec,
+            ..Limits::default()
+        };
+        let trip = check(&l, 200, 500).unwrap_err().message;
+        assert!(
+            trip.contains("spec.maxDeletions.percent allows 10%"),
+            "{trip}"
+        );
+        assert!(!trip.contains("--"), "{trip}");
+    }
+
+    #[test]
     fn percent_rounds_allowance_down() {
         let l = limits(None, Some(10.0));
         assert_eq!(check(&l, 0, 9), Ok(()));
@@ -161,8 +188,8 @@ mod tests {
     #[test]
     fn percent_must_be_in_zero_to_hundred() {
         for bad in [0.0, -1.0, 100.5, f64::NAN, f64::INFINITY] {
-            let err = limits(None, Some(bad)).validate().unwrap_err().to_string();
-            assert!(err.starts_with("invalid max-deletions-percent:"), "{err}");
+            let err = limits(None, Some(bad)).validate().unwrap_err();
+            assert_eq!(err.field(), Some(Field::MaxDeletionsPercent), "{err}");
         }
         for ok in [0.1, 50.0, 100.0] {
             assert!(limits(Some(0), Some(ok)).validate().is_ok());

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod prepare;
 pub mod progress;
 pub mod report;
 pub mod runner;

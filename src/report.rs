@@ -13,12 +13,17 @@ use crate::selector::format_labels;
 pub mod exit {
     /// Every replica was handled.
     pub const OK: i32 = 0;
-    /// Discovery failed, or some replica failed (the others were still handled).
+    /// A remote failed: discovery (Prometheus, the Kubernetes API), or some replica (the others
+    /// were still handled).
     pub const REPLICA_FAILED: i32 = 1;
-    /// Bad usage or configuration, refused before anything was touched.
+    /// The user's input: bad flags, a bad policy, a missing or bad file or Secret; refused
+    /// before anything was touched.
     pub const USAGE: i32 = 2;
     /// A guard aborted the run before the first delete.
     pub const GUARD: i32 = 3;
+    /// The janitor itself could not start: it cannot listen on its address, install a signal
+    /// handler, or build its Kubernetes client.
+    pub const STARTUP: i32 = 4;
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -119,10 +119,10 @@ pub async fn bind(
 ) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::config("--listen", format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| Error::startup(format!("listen on {addr}"), e))?;
     let local = listener
         .local_addr()
-        .map_err(|e| Error::config("--listen", e.to_string()))?;
+        .map_err(|e| Error::startup(format!("listen on {addr}"), e))?;
     let app = router(health, metrics, reload);
     Ok((
         local,

@@ -1,6 +1,6 @@
 //! Bad input and bad remotes: a mistake the user makes is refused with exit code 2 before anything
 //! is touched; a replica answering garbage, a truncated body or nothing at all is reported as
-//! failed and the others are still swept.
+//! failed and the others are still swept; a janitor that cannot start exits 4.
 
 pub mod common;
 
@@ -100,6 +100,18 @@ async fn bad_flags_are_refused_with_exit_2_before_anything_is_touched() {
             ],
             "--gateway",
         ),
+        // A credential file that is not there: the user's input, named by its flag.
+        (
+            &[
+                "--ttl",
+                "1s",
+                "--min-ttl",
+                "1s",
+                "--gateway-bearer-token-file",
+                "/nonexistent/token",
+            ],
+            "--gateway-bearer-token-file: cannot read /nonexistent/token",
+        ),
     ];
     for (args, needle) in cases {
         let (code, stderr) = refused(&gw, args);
@@ -171,4 +183,38 @@ async fn garbage_truncated_and_hanging_replicas_fail_alone() {
         assert!(!r["error"].as_str().unwrap().is_empty());
     }
     assert_eq!(report["summary"]["replicas_failed"], 4);
+}
+
+/// The janitor's own start-up failure is neither the user's input (2) nor a remote's (1): `run`
+/// that cannot listen on its address exits 4 and says why, having swept nothing.
+#[tokio::test]
+async fn a_janitor_that_cannot_listen_exits_4_and_touches_nothing() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    gw.push(&[("job", "old")], "x 1\n").await;
+    sleep_past(1.5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: pgw-janitor.dev/v1alpha1\nkind: PushgatewayRetention\nmetadata:\n  \
+             name: p\nspec:\n  static:\n    urls: [\"{}\"]\n  ttl: 1s\n  minTtl: 1s\n",
+            gw.base_url
+        ),
+    )
+    .unwrap();
+    // Held for the whole run: the janitor's bind must fail.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut cmd = janitor();
+    cmd.args(["run", "--policies", policy.to_str().unwrap()])
+        .args(["--min-ttl", "1s", "--listen", &addr]);
+    let out = common::run_bounded(cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert_eq!(gw.groups().await.len(), 1, "nothing was swept");
 }

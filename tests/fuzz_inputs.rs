@@ -149,14 +149,15 @@ fn check_policy_text(text: &str) -> Result<(), TestCaseError> {
     for p in &loaded.policies {
         match policy::check(&p.spec, Duration::from_secs(1), &Tuning::default()) {
             Ok(_) => {}
-            Err(Error::Config { what, message }) => {
+            Err(e @ Error::Invalid { .. }) => {
+                let what = e.to_string();
                 prop_assert!(
-                    what == "spec" || what.starts_with("spec."),
-                    "names the field: {what}: {message}"
+                    what.starts_with("invalid spec:") || what.starts_with("invalid spec."),
+                    "names the field: {what}"
                 );
-                prop_assert!(!message.is_empty(), "{what}");
+                prop_assert!(!what.contains("--"), "names no flag: {what}");
             }
-            Err(other) => prop_assert!(false, "not a config error: {other}"),
+            Err(other) => prop_assert!(false, "not a field error: {other}"),
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use clap::Args;
 use super::sweep::TuningArgs;
 use crate::controller::{self, leader, LeaseOptions, Options, Settings, CONTROLLER_NAME};
 use crate::duration::parse_duration;
+use crate::policy::Door;
 use crate::report::exit;
 use crate::{Error, Result};
 
@@ -74,7 +75,7 @@ impl ControllerArgs {
     /// Turns flags into options, or says which flag is wrong.
     pub fn options(&self) -> Result<Options> {
         let tuning = self.tuning.to_tuning();
-        tuning.validate()?;
+        tuning.validate().map_err(|e| e.at(Door::Flags))?;
         if self.max_concurrent_reconciles == 0 {
             return Err(Error::config(
                 "--max-concurrent-reconciles",
@@ -128,18 +129,14 @@ pub async fn main(args: &ControllerArgs) -> i32 {
         Ok(options) => options,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::USAGE;
+            return e.exit_code();
         }
     };
     match controller::run(options).await {
         Ok(()) => exit::OK,
-        Err(e @ Error::Config { .. }) => {
-            tracing::error!(error = %e, "cannot start");
-            exit::USAGE
-        }
         Err(e) => {
             tracing::error!(error = %e, "controller failed");
-            exit::REPLICA_FAILED
+            e.exit_code()
         }
     }
 }

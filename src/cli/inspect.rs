@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::sweep::{
-    ActionArg, GatewayAuthArgs, OutputFormat, PolicyArgs, PrometheusAuthArgs, ReplicaAccess,
-    ReplicaArgs, TuningArgs,
+    ActionArg, GatewayAuthArgs, OutputFormat, PolicyArgs, PrometheusAuthArgs, ReplicaArgs,
+    TuningArgs,
 };
+use crate::engine::{Engine, Settings};
 use crate::inspect::{self, Inspection, NamedPolicy, SortBy};
-use crate::report::exit;
+use crate::policy::{CheckedPolicy, PolicyInput};
+use crate::prepare;
+use crate::secrets::FileSecrets;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -43,8 +46,38 @@ pub struct InspectArgs {
 }
 
 impl InspectArgs {
+    /// The flags as the one input: the replicas, their credentials, the policy flags.
+    fn input(&self) -> PolicyInput {
+        let mut input = PolicyInput {
+            prometheus_auth: self.prometheus_auth.input(),
+            gateway_auth: self.gateway_auth.input(),
+            tuning: self.tuning.to_tuning(),
+            ..PolicyInput::flags()
+        };
+        self.replicas.fill(&mut input);
+        self.policy.fill(&mut input);
+        input
+    }
+
+    /// Whether the flags give a policy to ask (`--ttl` or `--action wipe`).
+    fn flag_policy(&self) -> bool {
+        self.policy.ttl.is_some() || self.policy.action == ActionArg::Wipe
+    }
+
+    /// The replicas and credentials, checked, with the flags' policy if they give one.
+    fn checked(&self) -> Result<CheckedPolicy> {
+        let mut input = self.input();
+        if !self.flag_policy() {
+            // Only the source and the credentials are used: a plain wipe is the one policy
+            // that needs no other field, so nothing the user did not give is refused.
+            input.wipe = true;
+            input.ttl = None;
+        }
+        input.check()
+    }
+
     /// The policies to ask, checked.
-    fn named_policies(&self) -> Result<Vec<NamedPolicy>> {
+    fn named_policies(&self, flags: &CheckedPolicy) -> Result<Vec<NamedPolicy>> {
         if let Some(path) = &self.policies {
             // The same loader and checker as `run`, but a `service` source is fine here: the
             // replicas come from the flags, the policy only says what it would do.
@@ -69,12 +102,10 @@ impl InspectArgs {
             }
             return Ok(named);
         }
-        if self.policy.ttl.is_some() || self.policy.action == ActionArg::Wipe {
-            let policy = self.policy.to_policy()?;
-            policy.validate()?;
+        if self.flag_policy() {
             return Ok(vec![NamedPolicy {
                 name: "flags".into(),
-                policy,
+                policy: flags.sweep.policy.clone(),
             }]);
         }
         Ok(vec![])
@@ -102,30 +133,30 @@ fn ttl_metric(policies: &[NamedPolicy]) -> Result<Option<String>> {
 }
 
 /// Runs `inspect` and returns the process exit code: 0, 1 when a replica (or discovery) failed,
-/// 2 for bad flags or policies.
+/// 2 for bad flags, policies or credentials.
 pub async fn main(args: &InspectArgs) -> i32 {
-    let prepared = args.named_policies().and_then(|policies| {
+    let timeouts = args.tuning.timeouts();
+    let engine = Engine::new(Settings::from_tuning(&args.tuning.to_tuning()));
+    let prepared = async {
+        let checked = args.checked()?;
+        let policies = args.named_policies(&checked)?;
         let metric = ttl_metric(&policies)?;
-        let access =
-            args.replicas
-                .access(&args.prometheus_auth, &args.gateway_auth, &args.tuning)?;
-        let tuning = args.tuning.to_tuning();
-        tuning.validate()?;
-        Ok((policies, metric, access, tuning))
-    });
-    let (policies, metric, access, tuning): (Vec<NamedPolicy>, Option<String>, ReplicaAccess, _) =
-        match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
-        };
-    let mut inspection = match access.discover().await {
+        let clients = prepare::clients(&engine, &checked, &FileSecrets, timeouts).await?;
+        Ok::<_, Error>((checked, policies, metric, clients))
+    };
+    let (checked, policies, metric, clients) = match prepared.await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    let mut inspection = match prepare::replicas(&checked, &clients, timeouts, None).await {
         Ok(found) => {
             inspect::inspect(
-                &access.gateway_http,
-                &tuning,
+                &engine,
+                &clients.gateway,
+                &checked.sweep.tuning,
                 found,
                 &policies,
                 metric.as_deref(),

@@ -67,3 +67,49 @@ pub enum Command {
     /// Run the Kubernetes controller: sweep every PushgatewayRetention on its cadence.
     Controller(Box<controller::ControllerArgs>),
 }
+
+#[cfg(test)]
+mod doors_tests;
+
+/// The front doors sit on the engine, never the other way round: no module outside `cli` (and
+/// the binary) may use it, so `cli` can never be half of an import cycle.
+#[cfg(test)]
+mod layering_tests {
+    use std::path::Path;
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_outside_the_front_doors_imports_cli() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        assert!(files.len() > 20, "the walk finds the sources: {files:?}");
+        let mut offenders = Vec::new();
+        for file in files {
+            let rel = file.strip_prefix(&src).unwrap();
+            if rel.starts_with("cli") || rel == Path::new("main.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.contains("crate::cli") || line.contains("super::cli") {
+                    offenders.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "imports of cli outside src/cli: {offenders:#?}"
+        );
+    }
+}

@@ -1,17 +1,15 @@
 //! The flags that say which replicas and how to reach them, shared by `sweep` and `inspect`
-//! (and the tuning `run` shares too), and the clients they make.
+//! (and the tuning `run` and `controller` share too), as parts of the one policy input.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::discover::{self, AllowList, Discovered, InstanceUrl, ViaPrometheus};
 use crate::duration::parse_duration;
-use crate::http::{build_client, HttpAuthFiles};
-use crate::policy::SourceSpec;
+use crate::policy::{AuthInput, PolicyInput, PrometheusInput, SecretRef};
+use crate::prepare::Timeouts;
 use crate::sweep::Tuning;
-use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiscoveryArg {
@@ -196,129 +194,68 @@ impl TuningArgs {
     }
 }
 
-/// The replicas and the clients to reach them, checked: building it touches nothing remote.
-pub struct ReplicaAccess {
-    pub source: SourceSpec,
-    pub prometheus_http: reqwest::Client,
-    pub gateway_http: reqwest::Client,
-    pub prometheus_timeout: Duration,
-}
-
 impl ReplicaArgs {
-    /// Where the replicas are, checked.
-    pub fn source(&self) -> Result<SourceSpec> {
-        Ok(match (&self.prometheus, self.gateway.is_empty()) {
-            (Some(url), true) => {
-                let job = self.job.clone().unwrap_or_default();
-                if job.is_empty() {
-                    return Err(Error::config("--job", "must not be empty"));
-                }
-                let instance_url = InstanceUrl {
-                    scheme: self.gateway_scheme.clone(),
-                    path_prefix: self.gateway_path_prefix.clone(),
-                };
-                instance_url.validate()?;
-                let allow = AllowList::new(
-                    &self.allow_replica_host,
-                    &self.allow_replica_cidr,
-                    self.allow_replica_regex.as_deref(),
-                    |list, _| match list {
-                        "hosts" => "--allow-replica-host".into(),
-                        "cidrs" => "--allow-replica-cidr".into(),
-                        _ => "--allow-replica-regex".into(),
-                    },
-                )?;
-                let mode = match self.discovery {
-                    DiscoveryArg::Targets => discover::Mode::Targets,
-                    DiscoveryArg::Up if allow.is_empty() => {
-                        return Err(Error::config(
-                            "--discovery up",
-                            "needs --allow-replica-host, --allow-replica-cidr or \
-                             --allow-replica-regex: a pushed up sample can name any host",
-                        ))
-                    }
-                    DiscoveryArg::Up => discover::Mode::Up,
-                };
-                SourceSpec::Prometheus(ViaPrometheus {
-                    url: discover::parse_base_url("--prometheus", url)?,
-                    job,
-                    mode,
-                    instance_url,
-                    allow,
-                })
-            }
-            (None, false) => SourceSpec::Static(
-                self.gateway
-                    .iter()
-                    .map(|g| discover::parse_base_url("--gateway", g))
-                    .collect::<Result<_>>()?,
-            ),
-            (Some(_), false) => {
-                return Err(Error::config(
-                    "--prometheus",
-                    "cannot be combined with --gateway",
-                ))
-            }
-            (None, true) => {
-                return Err(Error::config(
-                    "replicas",
-                    "give --prometheus URL --job NAME, or --gateway URL (repeatable)",
-                ))
-            }
-        })
-    }
-
-    /// The source and its clients, with the auth and tuning flags.
-    pub fn access(
-        &self,
-        p: &PrometheusAuthArgs,
-        g: &GatewayAuthArgs,
-        t: &TuningArgs,
-    ) -> Result<ReplicaAccess> {
-        ReplicaAccess::new(self.source()?, p, g, t)
+    /// The flags' source, as the one input takes it; `check` says what is wrong with it.
+    pub fn fill(&self, input: &mut PolicyInput) {
+        input.prometheus = self.prometheus.as_ref().map(|url| PrometheusInput {
+            url: url.clone(),
+            job: self.job.clone().unwrap_or_default(),
+            up: self.discovery == DiscoveryArg::Up,
+            allowed_hosts: self.allow_replica_host.clone(),
+            allowed_cidrs: self.allow_replica_cidr.clone(),
+            allowed_regex: self.allow_replica_regex.clone(),
+            scheme: self.gateway_scheme.clone(),
+            path_prefix: self.gateway_path_prefix.clone(),
+        });
+        input.static_urls = (!self.gateway.is_empty()).then(|| self.gateway.clone());
     }
 }
 
-impl ReplicaAccess {
-    /// `source` with clients built from the auth and tuning flags.
-    pub fn new(
-        source: SourceSpec,
-        p: &PrometheusAuthArgs,
-        g: &GatewayAuthArgs,
-        t: &TuningArgs,
-    ) -> Result<ReplicaAccess> {
-        let prometheus_auth = HttpAuthFiles {
-            basic_user: p.prometheus_basic_user.clone(),
-            basic_password_file: p.prometheus_password_file.clone(),
-            bearer_token_file: p.prometheus_bearer_token_file.clone(),
-            ca_file: p.prometheus_ca_file.clone(),
-            cert_file: p.prometheus_cert_file.clone(),
-            key_file: p.prometheus_key_file.clone(),
-        }
-        .load("prometheus")?;
-        let gateway_auth = HttpAuthFiles {
-            basic_user: g.gateway_basic_user.clone(),
-            basic_password_file: g.gateway_password_file.clone(),
-            bearer_token_file: g.gateway_bearer_token_file.clone(),
-            ca_file: g.gateway_ca_file.clone(),
-            cert_file: g.gateway_cert_file.clone(),
-            key_file: g.gateway_key_file.clone(),
-        }
-        .load("gateway")?;
-        let connect = t.request_timeout.min(Duration::from_secs(10));
-        Ok(ReplicaAccess {
-            source,
-            prometheus_http: build_client("prometheus", &prometheus_auth, connect)?,
-            gateway_http: build_client("gateway", &gateway_auth, connect)?,
-            prometheus_timeout: t.prometheus_timeout,
-        })
+impl PrometheusAuthArgs {
+    pub fn input(&self) -> AuthInput {
+        auth_input(
+            &self.prometheus_basic_user,
+            [
+                &self.prometheus_password_file,
+                &self.prometheus_bearer_token_file,
+                &self.prometheus_ca_file,
+                &self.prometheus_cert_file,
+                &self.prometheus_key_file,
+            ],
+        )
     }
 }
 
-impl ReplicaAccess {
-    pub async fn discover(&self) -> Result<Discovered> {
-        self.source
-            .discover_without_cluster(&self.prometheus_http, self.prometheus_timeout)
-            .await
+impl GatewayAuthArgs {
+    pub fn input(&self) -> AuthInput {
+        auth_input(
+            &self.gateway_basic_user,
+            [
+                &self.gateway_password_file,
+                &self.gateway_bearer_token_file,
+                &self.gateway_ca_file,
+                &self.gateway_cert_file,
+                &self.gateway_key_file,
+            ],
+        )
+    }
+}
+
+/// `[password, bearer token, CA, certificate, key]` files as secret references.
+fn auth_input(user: &Option<String>, files: [&Option<PathBuf>; 5]) -> AuthInput {
+    let [password, token, ca, cert, key] = files.map(|f| f.clone().map(SecretRef::File));
+    AuthInput {
+        basic_user: user.clone(),
+        basic_password: password,
+        bearer_token: token,
+        ca,
+        client_certificate: cert,
+        client_key: key,
+    }
+}
+
+impl TuningArgs {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts::new(self.request_timeout, self.prometheus_timeout)
     }
 }

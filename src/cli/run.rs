@@ -9,7 +9,9 @@ use clap::Args;
 
 use crate::cli::sweep::{OutputFormat, TuningArgs};
 use crate::duration::parse_duration;
-use crate::sweep::Tuning;
+use crate::policy::Door;
+use crate::runner::{Format, Options};
+use crate::Result;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -45,13 +47,35 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The engine's tuning from the shared flags.
-    pub fn engine_tuning(&self) -> Tuning {
-        self.tuning.to_tuning()
+    /// The runner's options, the tuning checked (named as flags).
+    pub fn options(&self) -> Result<Options> {
+        let tuning = self.tuning.to_tuning();
+        tuning.validate().map_err(|e| e.at(Door::Flags))?;
+        Ok(Options {
+            policies: self.policies.clone(),
+            listen: self.listen,
+            secrets_dir: self.secrets_dir.clone(),
+            min_ttl: self.min_ttl,
+            once: self.once,
+            output: match self.output {
+                OutputFormat::Table => Format::Table,
+                OutputFormat::Json => Format::Json,
+            },
+            reload_check_interval: self.reload_check_interval,
+            shutdown_timeout: self.shutdown_timeout,
+            tuning,
+            timeouts: self.tuning.timeouts(),
+        })
     }
 }
 
 /// Runs `run` and returns the process exit code.
 pub async fn main(args: &RunArgs) -> i32 {
-    crate::runner::main(args).await
+    match args.options() {
+        Ok(options) => crate::runner::main(&options).await,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
 }

@@ -5,20 +5,17 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 pub use crate::cli::replicas::{
-    DiscoveryArg, GatewayAuthArgs, PrometheusAuthArgs, ReplicaAccess, ReplicaArgs, TuningArgs,
+    DiscoveryArg, GatewayAuthArgs, PrometheusAuthArgs, ReplicaArgs, TuningArgs,
 };
-use crate::discover::Discovered;
 use crate::duration::parse_duration;
 use crate::engine::{Engine, Settings};
-use crate::guard::Limits;
-use crate::plan::{Action, Policy};
-use crate::report::{exit, SweepReport};
+use crate::policy::{CheckedPolicy, PolicyInput};
+use crate::prepare::{self, Timeouts};
+use crate::report::SweepReport;
+use crate::secrets::FileSecrets;
 use crate::selector::Selector;
-use crate::sweep::{self, Sweep};
-use crate::{Error, Result};
-
-/// A TTL so long it never expires anything: used by a plain wipe, which needs no TTL.
-const NO_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+use crate::sweep;
+use crate::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ActionArg {
@@ -121,129 +118,82 @@ pub struct PolicyArgs {
     pub only_if_all_stale: bool,
 }
 
-/// Everything `sweep` needs, checked: building it touches nothing remote.
-pub struct SweepPlan {
-    pub sweep: Sweep,
-    pub access: ReplicaAccess,
-}
-
 impl PolicyArgs {
-    /// The policy the flags give, checked.
-    pub fn to_policy(&self) -> Result<Policy> {
-        let action = match self.action {
-            ActionArg::Delete => {
-                if self.only_if_all_stale {
-                    return Err(Error::config(
-                        "--only-if-all-stale",
-                        "goes with --action wipe",
-                    ));
-                }
-                Action::DeleteGroups
-            }
-            ActionArg::Wipe => Action::Wipe {
-                only_if_all_stale: self.only_if_all_stale,
-            },
-        };
-        let ttl =
-            match (self.action, self.only_if_all_stale, self.ttl) {
-                (ActionArg::Delete, _, None) => {
-                    return Err(Error::config("--ttl", "is required with --action delete"))
-                }
-                (ActionArg::Wipe, true, None) => {
-                    return Err(Error::config(
-                        "--ttl",
-                        "is required with --only-if-all-stale",
-                    ))
-                }
-                (ActionArg::Wipe, false, Some(_)) => return Err(Error::config(
-                    "--ttl",
-                    "has no effect with a plain --action wipe; add --only-if-all-stale or drop it",
-                )),
-                (_, _, Some(ttl)) => ttl,
-                (ActionArg::Wipe, false, None) => NO_TTL,
-            };
-        if self.max_ttl.is_some() && self.ttl_from_metric.is_none() {
-            return Err(Error::config(
-                "--max-ttl",
-                "only bounds --ttl-from-metric, which is not set",
-            ));
-        }
-        Ok(Policy {
-            ttl,
-            selector: self.selector.clone(),
-            superseded_grace: (!self.no_superseded).then_some(self.superseded_grace),
-            ttl_from_metric: self.ttl_from_metric.clone(),
-            min_ttl: self.min_ttl,
-            max_ttl: self.max_ttl,
-            action,
-        })
+    /// The policy flags into the one input; `check` says what is wrong with them.
+    pub fn fill(&self, input: &mut PolicyInput) {
+        input.ttl = self.ttl;
+        input.min_ttl = self.min_ttl;
+        input.selector = self.selector.clone();
+        input.superseded_grace = (!self.no_superseded).then_some(self.superseded_grace);
+        input.ttl_from_metric = self.ttl_from_metric.clone();
+        input.max_ttl = self.max_ttl;
+        input.wipe = self.action == ActionArg::Wipe;
+        input.only_if_all_stale = self.only_if_all_stale;
     }
 }
 
 impl SweepArgs {
-    /// Turns flags into a validated configuration, or says what is wrong and where.
-    pub fn build(&self) -> Result<SweepPlan> {
-        // Replicas first, then the policy: the order the errors came in before the split.
-        let source = self.replicas.source()?;
-        let policy = self.policy.to_policy()?;
-        let t = &self.tuning;
-        let sweep = Sweep {
-            name: "cli".into(),
-            policy,
-            limits: Limits {
-                max_deletions: self.max_deletions,
-                max_deletions_percent: self.max_deletions_percent,
-            },
+    /// The flags as the one policy input (the same a spec becomes).
+    pub fn input(&self) -> PolicyInput {
+        let mut input = PolicyInput {
+            max_deletions: self.max_deletions.map(|n| n.min(i64::MAX as u64) as i64),
+            max_deletions_percent: self.max_deletions_percent,
             dry_run: self.dry_run,
-            tuning: t.to_tuning(),
-            permit: Default::default(),
+            prometheus_auth: self.prometheus_auth.input(),
+            gateway_auth: self.gateway_auth.input(),
+            tuning: self.tuning.to_tuning(),
+            ..PolicyInput::flags()
         };
-        sweep.validate()?;
-        let access = ReplicaAccess::new(
-            source,
-            &self.prometheus_auth,
-            &self.gateway_auth,
-            &self.tuning,
-        )?;
-        Ok(SweepPlan { sweep, access })
+        self.replicas.fill(&mut input);
+        self.policy.fill(&mut input);
+        input
+    }
+
+    /// Turns flags into a checked policy, or says what is wrong and where. Touches nothing.
+    pub fn build(&self) -> Result<CheckedPolicy> {
+        let mut checked = self.input().check()?;
+        checked.sweep.name = "cli".into();
+        Ok(checked)
     }
 }
 
-impl SweepPlan {
-    pub async fn discover(&self) -> Result<Discovered> {
-        self.access.discover().await
-    }
-
-    pub async fn run(&self) -> SweepReport {
-        match self.discover().await {
+/// One sweep: credentials from the files named, replicas, the engine. A failure to find the
+/// replicas is the report; bad credentials are the user's error.
+pub async fn run(checked: &CheckedPolicy, timeouts: Timeouts) -> Result<SweepReport> {
+    // One sweep: nothing to share with, but the same engine the long-running doors use.
+    let engine = Engine::new(Settings::from_tuning(&checked.sweep.tuning));
+    let clients = prepare::clients(&engine, checked, &FileSecrets, timeouts).await?;
+    Ok(
+        match prepare::replicas(checked, &clients, timeouts, None).await {
             Ok(found) => {
                 tracing::debug!(
                     replicas = found.replicas.len(),
                     refused = found.refused.len(),
                     "replicas found"
                 );
-                let engine = Engine::new(Settings::from_tuning(&self.sweep.tuning));
-                let access = engine.private_access(self.access.gateway_http.clone());
-                sweep::run(&engine, &self.sweep, &access, found).await
+                sweep::run(&engine, &checked.sweep, &clients.gateway, found).await
             }
             Err(e) => {
                 tracing::error!(error = %e, "discovery failed");
-                self.sweep.failed_discovery(&e)
+                checked.sweep.failed_discovery(&e)
             }
-        }
-    }
+        },
+    )
 }
 
 /// Runs `sweep` and returns the process exit code.
 pub async fn main(args: &SweepArgs) -> i32 {
-    let plan = match args.build() {
-        Ok(plan) => plan,
+    let report = match args.build() {
+        Ok(checked) => run(&checked, args.tuning.timeouts()).await,
+        Err(e) => Err(e),
+    };
+    let report = match report {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::USAGE;
+            return e.exit_code();
         }
     };
-    let report = plan.run().await;
     match args.output {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", report.to_json()),

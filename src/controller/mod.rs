@@ -45,7 +45,7 @@ pub struct Options {
 
 /// Resolves on SIGTERM or SIGINT.
 async fn signal() -> Result<()> {
-    let io = |e: std::io::Error| Error::config("signals", e.to_string());
+    let io = |e: std::io::Error| Error::startup("install a signal handler", e);
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io)?;
     tokio::select! {
@@ -60,8 +60,9 @@ async fn signal() -> Result<()> {
 pub async fn run(opts: Options) -> Result<()> {
     let config = kube::Config::infer()
         .await
-        .map_err(|e| Error::Kube(kube::Error::InferConfig(e)))?;
-    let client = kube::Client::try_from(config.clone()).map_err(Error::Kube)?;
+        .map_err(|e| Error::startup("build the Kubernetes client", e))?;
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| Error::startup("build the Kubernetes client", e))?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
 

@@ -18,12 +18,12 @@ use super::undecodable::{self, Watched};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
 use crate::discover::Discovered;
 use crate::engine::Access;
-use crate::http::build_client;
-use crate::k8s::{self, KubeSecrets};
+use crate::error::Fault;
+use crate::k8s::KubeSecrets;
 use crate::metrics::PolicyLabels;
-use crate::policy::{self, CheckedPolicy, SourceSpec};
+use crate::policy::{self, CheckedPolicy};
+use crate::prepare::{self, Cluster, Timeouts};
 use crate::schedule::until;
-use crate::secrets::resolve;
 use crate::sweep;
 use crate::{Error, Result};
 
@@ -227,12 +227,18 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         Ok(ready) => ready,
         Err(e) => {
             tracing::warn!(error = %e, "cannot find the replicas");
-            ctx.metrics.record_sweep(
-                &labels(obj),
-                &checked.sweep.failed_discovery(&e),
-                unix_now(),
-            );
-            let new = status::discovery_failed(&prev, &e.to_string(), generation, now);
+            // The same accounting as `run`: a missing Secret is the user's, a failed discovery
+            // the remote's. Both retry with the backoff, since the Secret may yet be created.
+            if e.fault() == Fault::Input {
+                ctx.metrics.record_spec_invalid(&labels(obj));
+            } else {
+                ctx.metrics.record_sweep(
+                    &labels(obj),
+                    &checked.sweep.failed_discovery(&e),
+                    unix_now(),
+                );
+            }
+            let new = prepare_failed(&prev, &e, generation, now);
             apply_status(ctx, obj, &new).await?;
             if condition_changed(&prev, &new, DEGRADED) {
                 publish(
@@ -240,7 +246,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
                     obj,
                     event(
                         EventType::Warning,
-                        "DiscoveryFailed",
+                        e.condition_reason(),
                         "Discover",
                         e.to_string(),
                     ),
@@ -297,47 +303,44 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
     })
 }
 
-/// The replicas and a gateway client with the policy's credentials.
+/// The replicas and a gateway client with the policy's credentials: the one prepare step, with
+/// Secrets from the API and Services from this policy's namespace.
 async fn prepare(
     obj: &PushgatewayRetention,
     checked: &CheckedPolicy,
     ctx: &Context,
 ) -> Result<(Discovered, Access)> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let secrets = KubeSecrets {
+    let cluster = Cluster {
         client: ctx.client.clone(),
-        namespace: namespace.clone(),
+        namespace: obj.namespace().unwrap_or_default(),
     };
-    let connect = ctx
-        .settings
-        .tuning
-        .request_timeout
-        .min(Duration::from_secs(10));
-    let replicas = match &checked.source {
-        SourceSpec::Service {
-            name,
-            port,
-            instance_url,
-        } => k8s::discover_service(
-            ctx.client.clone(),
-            &namespace,
-            name,
-            port.as_deref(),
-            instance_url,
-        )
-        .await?
-        .into(),
-        source => {
-            let refs = obj.spec.prometheus.as_ref().and_then(|p| p.auth.as_ref());
-            let auth = resolve(refs, "spec.prometheus.auth", &secrets).await?;
-            let http = build_client("prometheus", &auth, connect)?;
-            source
-                .discover_without_cluster(&http, ctx.settings.prometheus_timeout)
-                .await?
+    let secrets = KubeSecrets {
+        client: cluster.client.clone(),
+        namespace: cluster.namespace.clone(),
+    };
+    let timeouts = Timeouts::new(
+        ctx.settings.tuning.request_timeout,
+        ctx.settings.prometheus_timeout,
+    );
+    let ready = prepare::prepare(&ctx.engine, checked, &secrets, timeouts, Some(&cluster)).await?;
+    Ok((ready.found, ready.gateway))
+}
+
+/// The status after a failed prepare: `discovery_failed`, with the reason saying whose fault
+/// it is (a missing Secret is not a gateway's failure).
+fn prepare_failed(
+    prev: &PushgatewayRetentionStatus,
+    e: &Error,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> PushgatewayRetentionStatus {
+    let mut new = status::discovery_failed(prev, &e.to_string(), generation, now);
+    for c in new.conditions.iter_mut() {
+        if c.type_ == DEGRADED || c.type_ == READY {
+            c.reason = e.condition_reason().to_string();
         }
-    };
-    let auth = resolve(obj.spec.gateway_auth.as_ref(), "spec.gatewayAuth", &secrets).await?;
-    Ok((replicas, ctx.engine.access("gateway", &auth, connect)?))
+    }
+    new
 }
 
 /// Whether a condition's status, reason or message changed: an event is worth sending once per
@@ -394,3 +397,7 @@ async fn publish(ctx: &Context, obj: &PushgatewayRetention, ev: Event) {
         tracing::warn!(error = %e, reason = %ev.reason, "cannot publish event");
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_prepare_tests.rs"]
+mod prepare_tests;

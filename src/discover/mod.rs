@@ -1,7 +1,7 @@
 //! Finding the gateway replicas: from Prometheus (its scrape targets) or from a static list.
 //!
-//! Kubernetes discovery (a Service's EndpointSlices) lives with the controller; this module knows
-//! nothing of policies.
+//! Kubernetes discovery (a Service's EndpointSlices) is in `k8s::discovery`; `prepare` picks the
+//! one a policy's source needs. This module knows nothing of policies.
 
 mod allow;
 mod prometheus;

@@ -74,6 +74,12 @@ pub struct Access {
     key: u64,
 }
 
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").field("key", &self.key).finish()
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ReadKey {
     access: u64,

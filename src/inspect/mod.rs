@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::discover::{Discovered, Refused};
-use crate::engine::{Engine, Settings};
+use crate::engine::{Access, Engine};
 use crate::http::redact_url;
 use crate::model::Labels;
 use crate::plan::{self, Policy};
@@ -127,17 +127,15 @@ impl Inspection {
 /// Reads every replica once and lays out its groups by key. `ttl_metric` is the one declared-TTL
 /// gauge the policies read (a read carries one).
 pub async fn inspect(
-    http: &reqwest::Client,
+    engine: &Engine,
+    access: &Access,
     tuning: &Tuning,
     found: Discovered,
     policies: &[NamedPolicy],
     ttl_metric: Option<&str>,
 ) -> Inspection {
     let Discovered { replicas, refused } = found;
-    // One look: nothing to share with, so a private engine.
-    let engine = Engine::new(Settings::from_tuning(tuning));
-    let access = engine.private_access(http.clone());
-    let reads = read_all(&engine, replicas, &access, tuning, ttl_metric).await;
+    let reads = read_all(engine, replicas, access, tuning, ttl_metric).await;
     let inputs = plan_inputs(&reads);
     let plans: Vec<plan::Plan> = policies
         .iter()

@@ -6,23 +6,47 @@ pub mod load;
 pub mod reload;
 mod serve;
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::run::RunArgs;
-use crate::cli::sweep::OutputFormat;
 use crate::crd::PushgatewayRetentionSpec;
-use crate::engine::{Access, Engine, Settings};
-use crate::http::build_client;
+use crate::engine::{Engine, Settings};
+use crate::error::Fault;
 use crate::metrics::{Metrics, PolicyLabels};
 use crate::policy::{self, CheckedPolicy, SourceSpec};
+use crate::prepare::{self, Timeouts};
 use crate::report::{exit, SweepReport};
-use crate::secrets::{self, DirSecrets};
+use crate::secrets::DirSecrets;
 use crate::sweep::{self, StartTimes, Tuning};
-use crate::{Error, Result};
+use crate::Result;
+
+/// How `run` runs, from its flags (`cli::run` makes it; the runner knows no flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policies: PathBuf,
+    pub listen: SocketAddr,
+    pub secrets_dir: Option<PathBuf>,
+    /// The shortest TTL any policy gets, whatever its `minTtl` says.
+    pub min_ttl: Duration,
+    pub once: bool,
+    pub output: Format,
+    /// `ZERO`: no polling of the files.
+    pub reload_check_interval: Duration,
+    pub shutdown_timeout: Duration,
+    pub tuning: Tuning,
+    pub timeouts: Timeouts,
+}
+
+/// How `--once` prints its reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
 
 pub use load::{LoadedPolicy, Origin, Problem};
 
@@ -49,13 +73,11 @@ impl RunnablePolicy {
     }
 }
 
-/// What every policy's sweeps share: where secrets are, how hard to press, where to count.
+/// What every policy's sweeps share: where secrets are, how long to wait, where to count.
 #[derive(Clone)]
 pub struct Context {
     pub secrets: DirSecrets,
-    pub prometheus_timeout: Duration,
-    /// Bounds connecting only; each call is bounded by the tuning's request timeout.
-    pub connect_timeout: Duration,
+    pub timeouts: Timeouts,
     pub metrics: Arc<Metrics>,
     /// One engine for every policy: shared reads and one delete budget per replica.
     pub engine: Engine,
@@ -77,12 +99,7 @@ pub fn load_policies(
     for p in loaded.policies {
         let checked = policy::check(&p.spec, floor, tuning).and_then(|c| match &c.source {
             // It can never run here, so it is refused up front instead of failing every sweep.
-            SourceSpec::Service { name, .. } => Err(Error::config(
-                "spec.service",
-                format!(
-                    "Service {name:?}: a service source needs a cluster; use prometheus or static without one"
-                ),
-            )),
+            SourceSpec::Service { name, .. } => Err(prepare::needs_cluster(name, c.door)),
             _ => Ok(c),
         });
         match checked {
@@ -116,18 +133,28 @@ pub async fn sweep_policy(
     starts: &mut StartTimes,
 ) -> SweepReport {
     let sweep = &policy.checked.sweep;
-    let report = match prepare(ctx, policy).await {
-        Ok((gateway_http, replicas)) => {
-            let mut report = sweep::run(&ctx.engine, sweep, &gateway_http, replicas).await;
+    let prepared = prepare::prepare(
+        &ctx.engine,
+        &policy.checked,
+        &ctx.secrets,
+        ctx.timeouts,
+        None,
+    );
+    let report = match prepared.await {
+        Ok(prepared) => {
+            let mut report =
+                sweep::run(&ctx.engine, sweep, &prepared.gateway, prepared.found).await;
             starts.observe(&mut report);
             ctx.metrics
                 .record_sweep(&policy.labels(), &report, unix_now());
             report
         }
         Err(e) => {
-            let report = sweep.failed_discovery(&e);
-            if matches!(e, Error::Config { .. }) {
-                // A missing or bad secret is the policy's fault, not the gateways'.
+            let mut report = sweep.failed_discovery(&e);
+            // Whose fault it is decides the exit code: a missing Secret is the user's, as the
+            // same missing file is for `sweep`.
+            report.summary.exit_code = e.exit_code();
+            if e.fault() == Fault::Input {
                 ctx.metrics.record_spec_invalid(&policy.labels());
             } else {
                 ctx.metrics
@@ -138,35 +165,6 @@ pub async fn sweep_policy(
     };
     log_summary(policy, &report);
     report
-}
-
-async fn prepare(
-    ctx: &Context,
-    policy: &RunnablePolicy,
-) -> Result<(Access, crate::discover::Discovered)> {
-    let prometheus_refs = policy
-        .spec
-        .prometheus
-        .as_ref()
-        .and_then(|p| p.auth.as_ref());
-    let prometheus_auth =
-        secrets::resolve(prometheus_refs, "spec.prometheus.auth", &ctx.secrets).await?;
-    let gateway_auth = secrets::resolve(
-        policy.spec.gateway_auth.as_ref(),
-        "spec.gatewayAuth",
-        &ctx.secrets,
-    )
-    .await?;
-    let prometheus_http = build_client("prometheus", &prometheus_auth, ctx.connect_timeout)?;
-    let gateway_http = ctx
-        .engine
-        .access("gateway", &gateway_auth, ctx.connect_timeout)?;
-    let replicas = policy
-        .checked
-        .source
-        .discover_without_cluster(&prometheus_http, ctx.prometheus_timeout)
-        .await?;
-    Ok((gateway_http, replicas))
 }
 
 /// Counts each refused policy (those whose document got as far as a name) as `spec_invalid`.
@@ -226,12 +224,8 @@ struct PolicyReport<'a> {
 }
 
 /// `run` as a process: load, then once or forever. Returns the exit code.
-pub async fn main(args: &RunArgs) -> i32 {
-    let tuning = args.engine_tuning();
-    if let Err(e) = tuning.validate() {
-        eprintln!("error: {e}");
-        return exit::USAGE;
-    }
+pub async fn main(args: &Options) -> i32 {
+    let tuning = args.tuning.clone();
     let metrics = Arc::new(Metrics::new());
     let (policies, problems) = match load_policies(&args.policies, args.min_ttl, &tuning) {
         Ok(loaded) => loaded,
@@ -257,8 +251,7 @@ pub async fn main(args: &RunArgs) -> i32 {
         secrets: DirSecrets {
             dir: args.secrets_dir.clone(),
         },
-        prometheus_timeout: args.tuning.prometheus_timeout,
-        connect_timeout: tuning.request_timeout.min(Duration::from_secs(10)),
+        timeouts: args.timeouts,
         metrics,
         engine: Engine::new(Settings::from_tuning(&tuning)),
     };
@@ -281,8 +274,8 @@ pub async fn main(args: &RunArgs) -> i32 {
 }
 
 /// Sweeps each policy once, all at the same time, prints the reports in file order and returns
-/// the worst exit code (0 < 1 < 3, as `sweep`).
-async fn run_once(ctx: &Context, policies: &[RunnablePolicy], output: OutputFormat) -> i32 {
+/// the worst exit code (0 < 1 < 2 < 3, as `sweep`).
+async fn run_once(ctx: &Context, policies: &[RunnablePolicy], output: Format) -> i32 {
     // Once has no previous sweep: the reports give start times, never `restarted`.
     let reports = futures::future::join_all(
         policies
@@ -291,14 +284,14 @@ async fn run_once(ctx: &Context, policies: &[RunnablePolicy], output: OutputForm
     )
     .await;
     match output {
-        OutputFormat::Table => {
+        Format::Table => {
             for (p, r) in policies.iter().zip(&reports) {
                 println!("== {} ({})", p.id(), p.origin.file.display());
                 print!("{}", r.to_table());
                 println!();
             }
         }
-        OutputFormat::Json => {
+        Format::Json => {
             let entries: Vec<PolicyReport<'_>> = policies
                 .iter()
                 .zip(&reports)

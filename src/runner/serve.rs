@@ -13,8 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, LocalSet};
 
 use super::reload::{self, PolicySet, Reloaded};
-use super::{record_problems, sweep_policy, unix_now, Context, RunnablePolicy};
-use crate::cli::run::RunArgs;
+use super::{record_problems, sweep_policy, unix_now, Context, Options, RunnablePolicy};
 use crate::crd::PushgatewayRetentionSpec;
 use crate::report::exit;
 use crate::schedule;
@@ -24,7 +23,7 @@ use crate::sweep::StartTimes;
 /// How long the HTTP server may take to close once every policy task has ended.
 const SERVER_STOP: Duration = Duration::from_secs(5);
 
-pub(super) async fn run_forever(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
+pub(super) async fn run_forever(ctx: Context, policies: PolicySet, args: &Options) -> i32 {
     // The policy loops are local tasks: rustc cannot yet prove the engine's sweep future `Send`
     // (a higher-ranked lifetime limitation in `sweep::run`), and sweeps mostly wait on the network.
     LocalSet::new()
@@ -110,7 +109,15 @@ impl Loops {
     }
 }
 
-async fn run_local(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
+async fn run_local(ctx: Context, policies: PolicySet, args: &Options) -> i32 {
+    // Registered before anything slow, so an early SIGTERM is not lost.
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
     let health = Arc::new(Health::default());
     let (server_stop_tx, server_stop_rx) = oneshot::channel::<()>();
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
@@ -128,7 +135,7 @@ async fn run_local(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
         Ok(bound) => bound,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::USAGE;
+            return e.exit_code();
         }
     };
     let mut server = tokio::spawn(serve);
@@ -146,7 +153,7 @@ async fn run_local(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
 
     let mut reloader = Reloader {
         args,
-        tuning: args.engine_tuning(),
+        tuning: args.tuning.clone(),
         ctx: ctx.clone(),
         seen: reload::fingerprint(&args.policies),
     };
@@ -155,7 +162,6 @@ async fn run_local(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
         tokio::time::interval(args.reload_check_interval.max(Duration::from_millis(100)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut hangups = hangup_signals();
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
 
     let mut code = exit::OK;
@@ -201,7 +207,7 @@ async fn run_local(ctx: Context, policies: PolicySet, args: &RunArgs) -> i32 {
 
 /// Reloads the policy files and brings the loops in step.
 struct Reloader<'a> {
-    args: &'a RunArgs,
+    args: &'a Options,
     tuning: crate::sweep::Tuning,
     ctx: Arc<Context>,
     /// What the files held at the last reload, to tell a change.
@@ -302,26 +308,16 @@ fn hangup_signals() -> mpsc::Receiver<()> {
     rx
 }
 
-/// Resolves on SIGTERM (what Kubernetes sends) or SIGINT; names the signal.
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
+/// Resolves on SIGTERM (what Kubernetes sends) or SIGINT; names the signal. The handler is
+/// installed now: a janitor that could not stop gracefully does not start.
+fn shutdown_signal() -> crate::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| crate::Error::startup("install a SIGTERM handler", e))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
+    })
 }

@@ -60,19 +60,22 @@ impl Default for Tuning {
 }
 
 impl Tuning {
+    /// Errors carry the field, named by the front door that gave the tuning (`Error::at`): the
+    /// engine never names a flag, since its messages may end up in a resource's status.
     pub fn validate(&self) -> crate::Result<()> {
-        let positive = |what: &str, ok: bool| {
+        use crate::policy::Field;
+        let positive = |field: Field, ok: bool| {
             if ok {
                 Ok(())
             } else {
-                Err(Error::config(what, "must be greater than zero"))
+                Err(Error::invalid(field, "must be greater than zero"))
             }
         };
-        positive("--read-concurrency", self.read_concurrency > 0)?;
-        positive("--delete-concurrency", self.delete_concurrency > 0)?;
-        positive("--request-timeout", !self.request_timeout.is_zero())?;
+        positive(Field::ReadConcurrency, self.read_concurrency > 0)?;
+        positive(Field::DeleteConcurrency, self.delete_concurrency > 0)?;
+        positive(Field::RequestTimeout, !self.request_timeout.is_zero())?;
         positive(
-            "--delete-rate",
+            Field::DeleteRate,
             self.delete_rate.is_finite() && self.delete_rate > 0.0,
         )?;
         Ok(())

@@ -220,6 +220,15 @@ fn document(
                 }));
             } else if let Err(e) = crate::policy::check(&policy.spec, floor, &Tuning::default()) {
                 checked.problems.push(match e {
+                    Error::Invalid {
+                        field,
+                        door,
+                        message,
+                    } => Finding {
+                        check: Check::Janitor,
+                        field: Some(field.name_in(door).to_string()),
+                        message,
+                    },
                     Error::Config { what, message } => Finding {
                         check: Check::Janitor,
                         field: Some(what),

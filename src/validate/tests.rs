@@ -54,6 +54,8 @@ fn each_broken_policy_gets_its_check_field_and_message() {
         // A minTtl under the floor passes the schema and CEL; the controller's floor does not.
         (policy(&format!("{urls}  ttl: 30s\n  minTtl: 1s\n")), Check::Janitor, Some("spec.ttl"), "floor"),
         (policy(&format!("{urls}  ttl: 6h\n  interval: 0s\n")), Check::Janitor, Some("spec.interval"), "at least 1s"),
+        // A TTL on a plain wipe would be ignored: refused, as `sweep --action wipe --ttl` is.
+        (policy(&format!("{urls}  ttl: 6h\n  action: Wipe\n")), Check::Janitor, Some("spec.ttl"), "has no effect with a plain action Wipe"),
         // Load: what is not a policy document at all.
         ("apiVersion: pgw-janitor.dev/v1\nkind: PushgatewayRetention\nmetadata:\n  name: p\nspec:\n  static:\n    urls: [\"http://pgw:9091\"]\n  ttl: 6h\n".into(), Check::Load, None, "expected pgw-janitor.dev/v1alpha1"),
         ("apiVersion: pgw-janitor.dev/v1alpha1\nkind: PushgatewayRetention\nmetadata: {}\nspec:\n  static:\n    urls: [\"http://pgw:9091\"]\n  ttl: 6h\n".into(), Check::Load, None, "metadata.name is required"),

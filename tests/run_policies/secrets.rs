@@ -65,6 +65,8 @@ async fn secrets_are_read_from_the_secrets_dir_and_a_missing_one_names_its_field
         error.contains("spec.gatewayAuth.bearerToken") && error.contains("no-such-secret"),
         "{missing}"
     );
-    assert_eq!(out.code, 1, "the worst of the two: {}", out.stderr);
+    // A missing Secret is the user's input, as a missing `--gateway-*-file` is for `sweep`.
+    assert_eq!(missing["summary"]["exit_code"], 2, "{missing}");
+    assert_eq!(out.code, 2, "the worst of the two: {}", out.stderr);
     assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"));
 }

@@ -1,51 +1,13 @@
-//! The Kubernetes edge of discovery and credentials: Secrets read from the API, and a Service's
-//! replicas from its EndpointSlices. Knows nothing of policies.
+//! A Service's replicas, from its EndpointSlices. Knows nothing of policies.
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
 use kube::api::{Api, ListParams};
 use kube::Client;
 
-use crate::crd::SecretKeyRef;
 use crate::discover::{InstanceUrl, Replica};
-use crate::secrets::SecretSource;
 use crate::{Error, Result};
-
-/// Secrets of one namespace, read from the API when a sweep needs them (never cached, so a
-/// rotated password is used at the next sweep).
-#[derive(Clone)]
-pub struct KubeSecrets {
-    pub client: Client,
-    pub namespace: String,
-}
-
-impl SecretSource for KubeSecrets {
-    async fn get(&self, reference: &SecretKeyRef, field: &str) -> Result<Vec<u8>> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let secret = api.get_opt(&reference.name).await.map_err(Error::Kube)?;
-        let Some(secret) = secret else {
-            return Err(Error::config(
-                field,
-                format!(
-                    "Secret {:?} not found in namespace {:?}",
-                    reference.name, self.namespace
-                ),
-            ));
-        };
-        secret
-            .data
-            .and_then(|mut data| data.remove(&reference.key))
-            .map(|bytes| bytes.0)
-            .ok_or_else(|| {
-                Error::config(
-                    field,
-                    format!("Secret {:?} has no key {:?}", reference.name, reference.key),
-                )
-            })
-    }
-}
 
 /// Every replica behind Service `name`: each endpoint address of its EndpointSlices, ready or
 /// not (a poisoned replica may fail its readiness probe and is exactly one that needs cleaning),
