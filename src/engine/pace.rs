@@ -46,13 +46,18 @@ pub struct Pace {
     /// The lowest window median seen: the gateway's latency when not pressed.
     base_latency: Option<Duration>,
     base_health: Option<Duration>,
+    /// Windows in a row whose latency was rising: one alone is noise (a busy scheduler, a
+    /// garbage collection in the gateway), [`RISING_WINDOWS`] in a row is a gateway falling behind.
+    rising_windows: u32,
 }
 
 /// Latency this much above the base, plus [`SLACK`], counts as rising.
-const RISE: f64 = 2.0;
+const RISE: f64 = 3.0;
 /// Loopback latencies are tens of microseconds: without an absolute slack, scheduler noise reads
 /// as congestion.
-const SLACK: Duration = Duration::from_millis(2);
+const SLACK: Duration = Duration::from_millis(5);
+/// Rising windows in a row before the pace falls.
+const RISING_WINDOWS: u32 = 2;
 
 impl Pace {
     /// Starts low (the slow start finds the gateway's pace within a few windows).
@@ -63,6 +68,7 @@ impl Pace {
             slow_start: true,
             base_latency: None,
             base_health: None,
+            rising_windows: 0,
         }
     }
 
@@ -82,8 +88,12 @@ impl Pace {
             Signal::Answered { median } => {
                 let base = *self.base_latency.get_or_insert(median);
                 if rising(median, base) {
-                    self.back_off();
+                    self.rising_windows += 1;
+                    if self.rising_windows >= RISING_WINDOWS {
+                        self.back_off();
+                    }
                 } else {
+                    self.rising_windows = 0;
                     self.base_latency = Some(base.min(median));
                     self.speed_up();
                 }
@@ -102,6 +112,7 @@ impl Pace {
 
     fn back_off(&mut self) {
         self.slow_start = false;
+        self.rising_windows = 0;
         self.rate = (self.rate / 2.0).max(self.limits.floor);
     }
 
@@ -109,8 +120,8 @@ impl Pace {
         let next = if self.slow_start {
             self.rate * 2.0
         } else {
-            // A tenth of the way back up per calm window: the old rate is regained in about ten.
-            self.rate + (self.limits.ceiling / 100.0).max(self.rate / 10.0)
+            // Back up by a twentieth of the ceiling (or a fifth of the rate) per calm window.
+            self.rate + (self.limits.ceiling / 20.0).max(self.rate / 5.0)
         };
         self.rate = next.clamp(self.limits.floor, self.limits.ceiling);
     }
@@ -161,14 +172,21 @@ mod tests {
     }
 
     #[test]
-    fn rising_delete_latency_backs_off() {
+    fn delete_latency_rising_two_windows_in_a_row_backs_off_and_one_alone_does_not() {
         let mut p = pace(5000.0);
         p.observe(Signal::Answered { median: MS });
         let before = p.rate();
+        assert_eq!(p.observe(Signal::Answered { median: 20 * MS }), before);
         assert_eq!(
             p.observe(Signal::Answered { median: 20 * MS }),
             before / 2.0
         );
+        // A calm window between two slow ones resets the count.
+        let mut p = pace(5000.0);
+        p.observe(Signal::Answered { median: MS });
+        p.observe(Signal::Answered { median: 20 * MS });
+        let calm = p.observe(Signal::Answered { median: MS });
+        assert_eq!(p.observe(Signal::Answered { median: 20 * MS }), calm);
     }
 
     #[test]
@@ -191,7 +209,7 @@ mod tests {
         });
         let before = p.rate();
         let after = p.observe(Signal::Answered {
-            median: Duration::from_micros(900),
+            median: Duration::from_micros(4000),
         });
         assert!(after > before);
     }
