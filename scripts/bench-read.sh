@@ -1,49 +1,92 @@
 #!/usr/bin/env bash
-# Measures reading one replica with many groups: the janitor's streamed read (a dry-run sweep,
-# which reads every group and plans) next to `curl -s URL/api/v1/metrics -o /dev/null` on the same
-# replica, in one run. Peak memory (max RSS) and wall time come from GNU time.
+# Measures reading one big replica: the janitor's streamed read (a dry-run sweep, which reads
+# every group and plans) next to `curl -s URL/api/v1/metrics -o /dev/null` on the same replica, in
+# one run, alternating ROUNDS times. Wall time and peak memory (max RSS) come from GNU time; the
+# row shows the median wall time of each and the janitor's highest max RSS.
 #
-#   bash scripts/bench-read.sh [GROUPS] [SERIES_PER_GROUP]     (default 100000 10)
+#   bash scripts/bench-read.sh [GROUPS] [SERIES_PER_GROUP]     (default 101000 11)
+#
+# SERIES_PER_GROUP counts every pushed series of a group (a histogram counts once), so the
+# default is 1.1 million series. Environment:
+#   PGW_JANITOR_BENCH_PUSHGATEWAY  gateway binary (default Debian's prometheus-pushgateway, 1.5.1;
+#                                  target/test-deps/bin/pushgateway is 1.11.3)
+#   ROUNDS                         curl/janitor pairs to run (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-groups=${1:-100000}
-series=${2:-10}
+groups=${1:-101000}
+series=${2:-11}
+rounds=${ROUNDS:-3}
+gateway=${PGW_JANITOR_BENCH_PUSHGATEWAY:-prometheus-pushgateway}
 
 need=()
-command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+if [ "$gateway" = prometheus-pushgateway ] && ! command -v prometheus-pushgateway >/dev/null; then
+  need+=(prometheus-pushgateway)
+fi
 [ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 cargo build --release --quiet --bin pushgateway-janitor --example fill_gateway
+janitor=./target/release/pushgateway-janitor
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # The consistency check compares every push with the whole store, which makes filling 100 000
 # groups quadratic; it plays no part in reading, so the benchmark's gateway skips it.
-prometheus-pushgateway --web.listen-address="127.0.0.1:$port" --persistence.file= \
-  --push.disable-consistency-check \
-  >"$work/gateway.log" 2>&1 &
+"$gateway" --web.listen-address="127.0.0.1:$port" --persistence.file= \
+  --push.disable-consistency-check >"$work/gateway.log" 2>&1 &
 gw_pid=$!
 trap 'kill "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null; rm -rf "$work"' EXIT
 url="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$url/-/ready" >/dev/null && break; sleep 0.1; done
+version=$(curl -s "$url/api/v1/status" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["build_information"]["version"])')
 
 ./target/release/examples/fill_gateway "$url" "$groups" "$series"
-# Wait until the gateway has processed every push (writes are queued).
-for _ in $(seq 600); do
-  n=$(./target/release/pushgateway-janitor sweep --gateway "$url" --ttl 1h --dry-run --output json \
-        --log-level error | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["groups_seen"])')
-  [ "$n" -ge "$groups" ] && break
+# Writes are queued: wait until the gateway holds every group (bounded: 10 minutes).
+seen() {
+  timeout 120 "$janitor" sweep --gateway "$url" --ttl 1h --dry-run --output json --log-level error |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["groups_seen"])'
+}
+deadline=$((SECONDS + 600))
+until [ "$(seen)" -ge "$groups" ]; do
+  ((SECONDS < deadline)) || { echo "gateway never showed $groups groups" >&2; exit 1; }
   sleep 1
 done
 
-bytes=$(curl -s "$url/api/v1/metrics" | wc -c)
-echo "replica: $groups groups x $series series, /api/v1/metrics body $((bytes / 1024 / 1024)) MiB"
-fmt='%e s wall, %M KiB max RSS'
-echo -n "curl -s $url/api/v1/metrics -o /dev/null: "
-/usr/bin/time -f "$fmt" curl -s "$url/api/v1/metrics" -o /dev/null 2>&1
-echo -n "pushgateway-janitor sweep --dry-run (read + plan): "
-/usr/bin/time -f "$fmt" ./target/release/pushgateway-janitor sweep --gateway "$url" --ttl 1h \
-  --dry-run --output json --log-level error 2>&1 >/dev/null
+body=$(curl -s "$url/api/v1/metrics" | wc -c)
+# The janitor asks for gzip (reqwest's `gzip` feature); say whether this gateway compresses.
+encoding=$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$url/api/v1/metrics" |
+  tr -d '\r' | awk -F': ' 'tolower($1)=="content-encoding" {print $2}')
+
+# One measured command: "<wall s> <max RSS KiB> <CPU s>" on stdout.
+measure() {
+  /usr/bin/time -f '%e %M %U+%S' -o "$work/time" timeout 300 "$@" >/dev/null 2>"$work/err" || {
+    cat "$work/err" >&2
+    exit 1
+  }
+  cat "$work/time"
+}
+curl_walls=()
+janitor_walls=()
+rss=0
+for round in $(seq "$rounds"); do
+  read -r wall _ curl_cpu < <(measure curl -s "$url/api/v1/metrics" -o /dev/null)
+  curl_walls+=("$wall")
+  read -r wall kib cpu < <(measure "$janitor" sweep --gateway "$url" --ttl 1h --dry-run \
+    --output json --log-level error)
+  janitor_walls+=("$wall")
+  ((kib > rss)) && rss=$kib
+  echo "round $round: curl ${curl_walls[-1]} s (CPU $curl_cpu s), janitor $wall s (CPU $cpu s)," \
+    "janitor max RSS $kib KiB" >&2
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+curl_wall=$(median "${curl_walls[@]}")
+janitor_wall=$(median "${janitor_walls[@]}")
+
+echo "gateway $version, body content-encoding when gzip is asked: ${encoding:-none}, $rounds rounds"
+echo "| groups | series | body MiB | curl wall s | janitor wall s | ratio | janitor max RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
+awk -v g="$groups" -v s="$series" -v b="$body" -v c="$curl_wall" -v j="$janitor_wall" -v r="$rss" \
+  'BEGIN { printf "| %d | %d | %.0f | %.1f | %.1f | %.2f | %.1f |\n", g, g * s, b / 1048576, c, j, j / c, r / 1024 }'

@@ -1,12 +1,11 @@
 //! What the janitor knows about a replica after reading it: plain data, no IO.
 
-use std::collections::BTreeMap;
+mod labels;
 
 use serde::Serialize;
 
-/// A grouping key exactly as the gateway's JSON API reports it (`labels` of a group), `job` included.
-/// Sorted, so two keys compare equal whatever order the gateway sent them in.
-pub type Labels = BTreeMap<String, String>;
+pub(crate) use labels::Interner;
+pub use labels::Labels;
 
 /// One group on one replica: only what a decision needs, never its samples.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -128,7 +128,7 @@ impl Selector {
     /// True when every matcher holds for this grouping key; a missing label counts as `""`.
     pub fn matches(&self, labels: &Labels) -> bool {
         self.matchers.iter().all(|m| {
-            let v = labels.get(&m.name).map(String::as_str).unwrap_or("");
+            let v = labels.get(&m.name).unwrap_or("");
             m.matches_value(v)
         })
     }

@@ -275,7 +275,7 @@ async fn colliding_family_names_and_a_declared_ttl() {
     let ttls: BTreeSet<_> = snapshot
         .groups
         .iter()
-        .map(|g| (g.labels["job"].as_str(), g.declared_ttl.map(|t| t as u64)))
+        .map(|g| (&g.labels["job"], g.declared_ttl.map(|t| t as u64)))
         .collect();
     let expected = BTreeSet::from([("flag", None), ("ok", Some(3600))]);
     assert_eq!(ttls, expected, "a pushed TTL gauge is read");

@@ -67,7 +67,11 @@ async fn every_metric_type_is_read_and_swept() {
     );
     let snapshot = client.read(None, Naming::Legacy).await.unwrap();
     assert!(snapshot.unkeyed.is_empty(), "{:?}", snapshot.unkeyed);
-    let read: BTreeSet<Key> = snapshot.groups.iter().map(|g| g.labels.clone()).collect();
+    let read: BTreeSet<Key> = snapshot
+        .groups
+        .iter()
+        .map(|g| Key::from(&g.labels))
+        .collect();
     assert_eq!(read, pushed.iter().cloned().collect());
     assert!(snapshot.groups.iter().all(|g| g.push_time > 1.6e9));
 

@@ -139,7 +139,7 @@ async fn selectors_select_the_same_groups_as_prometheus_3() {
         let theirs = query(&prom, &format!("push_time_seconds{selector}")).await;
         let ours = selector.parse::<Selector>().map(|s| {
             keys.iter()
-                .filter(|k| s.matches(k))
+                .filter(|k| s.matches(&k.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()))
                 .map(as_series)
                 .collect::<BTreeSet<_>>()
         });

@@ -27,8 +27,8 @@ pub fn group_path(labels: &Labels, naming: Naming) -> Result<String> {
     }
     let mut path = String::from("metrics");
     push_segment(&mut path, "job", job);
-    // `Labels` is a BTreeMap: iteration is already sorted by name.
-    for (name, value) in labels.iter().filter(|(name, _)| name.as_str() != "job") {
+    // `Labels` iterate sorted by name.
+    for (name, value) in labels.iter().filter(|(name, _)| *name != "job") {
         let name = path_name(name, naming)?;
         push_segment(&mut path, &name, value);
     }

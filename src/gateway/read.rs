@@ -3,7 +3,9 @@
 //! The answer holds every sample of the replica (hundreds of MB on big stores), so it is never
 //! collected: a serde visitor walks `{"status": ..., "data": [GROUP, ...]}` straight off the reader,
 //! keeps per group only its key, push times, `last_push_successful` and the declared TTL, and skips
-//! everything else with `IgnoredAny`. Memory grows with the number of groups, not with the body.
+//! everything else with `IgnoredAny`. Memory grows with the number of groups, not with the body,
+//! and little per group: label names and job names are shared by all groups through one
+//! [`Interner`] per read, object keys are matched without being allocated.
 
 use std::fmt;
 use std::io::BufReader;
@@ -11,10 +13,14 @@ use std::io::BufReader;
 use bytes::Bytes;
 use futures::Stream;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::model::{Group, Labels, Naming, UnkeyedGroup};
+use crate::model::{Group, Interner, Labels, Naming, UnkeyedGroup};
+use families::{FamilyCount, FamilyValue, Scalar};
+use keys::{Field, GroupField, StringMap};
+
+mod families;
+mod keys;
 
 /// Read buffer between the byte stream and the JSON parser, which reads byte by byte.
 const READ_BUFFER: usize = 64 * 1024;
@@ -86,6 +92,7 @@ impl<'de> Visitor<'de> for Body<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
         let mut parsed = Parsed::default();
+        let mut interner = Interner::default();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "status" => parsed.status = Some(map.next_value()?),
@@ -95,6 +102,7 @@ impl<'de> Visitor<'de> for Body<'_> {
                         ttl_metric: self.ttl_metric,
                         naming: self.naming,
                         parsed: &mut parsed,
+                        interner: &mut interner,
                     };
                     map.next_value_seed(seed)?;
                 }
@@ -112,6 +120,7 @@ struct Data<'a, 'p> {
     ttl_metric: Option<&'a str>,
     naming: Naming,
     parsed: &'p mut Parsed,
+    interner: &'p mut Interner,
 }
 
 impl<'de> DeserializeSeed<'de> for Data<'_, '_> {
@@ -135,12 +144,22 @@ impl<'de> Visitor<'de> for Data<'_, '_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let ttl_metric = self.ttl_metric;
-        while let Some(raw) = seq.next_element_seed(RawGroupSeed { ttl_metric })? {
+        loop {
+            let interner = &mut *self.interner;
+            let Some(raw) = seq.next_element_seed(RawGroupSeed {
+                ttl_metric,
+                interner,
+            })?
+            else {
+                break;
+            };
             match raw.into_group(self.naming) {
                 Ok(group) => self.parsed.groups.push(group),
                 Err(unkeyed) => self.parsed.unkeyed.push(unkeyed),
             }
         }
+        // The groups stay for the whole sweep: give back what growing the vector left over.
+        self.parsed.groups.shrink_to_fit();
         Ok(())
     }
 }
@@ -194,282 +213,49 @@ fn unkeyed(why: impl Into<String>) -> UnkeyedGroup {
     UnkeyedGroup { why: why.into() }
 }
 
-struct RawGroupSeed<'a> {
+struct RawGroupSeed<'a, 'i> {
     ttl_metric: Option<&'a str>,
+    interner: &'i mut Interner,
 }
 
-impl<'de> DeserializeSeed<'de> for RawGroupSeed<'_> {
+impl<'de> DeserializeSeed<'de> for RawGroupSeed<'_, '_> {
     type Value = RawGroup;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawGroup, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for RawGroupSeed<'_> {
+impl<'de> Visitor<'de> for RawGroupSeed<'_, '_> {
     type Value = RawGroup;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a group object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawGroup, A::Error> {
         let mut raw = RawGroup::default();
+        let field = GroupField {
+            ttl_metric: self.ttl_metric,
+        };
         // Go sorts the keys, so `labels` may come after families: read in any order.
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "labels" => raw.labels = Some(map.next_value_seed(StringMap)?),
-                "last_push_successful" => {
+        while let Some(key) = map.next_key_seed(field)? {
+            match key {
+                Field::Labels => raw.labels = Some(map.next_value_seed(StringMap(self.interner))?),
+                Field::LastPushSuccessful => {
                     raw.last_push_successful = map.next_value::<Scalar>()?.as_bool()
                 }
                 // The gateway's own per-group series: not counted as pushed ones.
-                "push_time_seconds" => raw.push_time = map.next_value_seed(FamilyValue)?.0,
-                "push_failure_time_seconds" => {
+                Field::PushTime => raw.push_time = map.next_value_seed(FamilyValue)?.0,
+                Field::PushFailureTime => {
                     raw.push_failure_time = map.next_value_seed(FamilyValue)?.0
                 }
-                name if Some(name) == self.ttl_metric => {
+                Field::DeclaredTtl => {
                     let (value, count) = map.next_value_seed(FamilyValue)?;
                     raw.declared_ttl = value;
                     raw.series += count;
                 }
-                _ => raw.series += map.next_value_seed(FamilyCount)?,
+                Field::Family => raw.series += map.next_value_seed(FamilyCount)?,
             }
         }
         Ok(raw)
-    }
-}
-
-/// An object of strings, or `None` when any value is not a string (the object is still walked to
-/// its end, but nothing of it is kept).
-struct StringMap;
-
-impl<'de> DeserializeSeed<'de> for StringMap {
-    type Value = Option<Labels>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StringMap {
-    type Value = Option<Labels>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut labels = Some(Labels::new());
-        while let Some(name) = map.next_key::<String>()? {
-            match (map.next_value::<Scalar>()?, labels.as_mut()) {
-                (Scalar::Str(value), Some(labels)) => {
-                    labels.insert(name, value);
-                }
-                _ => labels = None,
-            }
-        }
-        Ok(labels)
-    }
-}
-
-/// Any JSON value, reduced to what a field of interest can be; objects and arrays are skipped
-/// unparsed, since where a scalar is expected they only mean a colliding family.
-enum Scalar {
-    Str(String),
-    Bool(bool),
-    Num(f64),
-    Other,
-}
-
-impl Scalar {
-    fn as_bool(&self) -> Option<bool> {
-        match self {
-            Scalar::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-
-    /// A sample value: Go float text ("1.795e+09", "NaN", "+Inf"), or leniently a JSON number.
-    fn as_f64(&self) -> Option<f64> {
-        match self {
-            Scalar::Str(s) => s.parse().ok(),
-            Scalar::Num(n) => Some(*n),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> de::Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor)
-    }
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-        Ok(Scalar::Str(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-        Ok(Scalar::Str(v))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-        Ok(Scalar::Num(v as f64))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-        Ok(Scalar::Num(v as f64))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-        Ok(Scalar::Num(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Other)
-    }
-}
-
-/// A pushed family object, reduced to how many metrics (label sets) it holds; the metrics are
-/// skipped unparsed.
-struct FamilyCount;
-
-impl<'de> DeserializeSeed<'de> for FamilyCount {
-    type Value = u64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FamilyCount {
-    type Value = u64;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a metric family object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut count = 0;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "metrics" {
-                count = map.next_value_seed(MetricCount)?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(count)
-    }
-}
-
-struct MetricCount;
-
-impl<'de> DeserializeSeed<'de> for MetricCount {
-    type Value = u64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MetricCount {
-    type Value = u64;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of metrics")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut count = 0;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            count += 1;
-        }
-        Ok(count)
-    }
-}
-
-/// A family object, reduced to the value of its first metric (`metrics[0].value`: gauges,
-/// untyped, counters), and how many metrics it holds. `None` when that metric has no `value`
-/// (histograms, summaries).
-struct FamilyValue;
-
-impl<'de> DeserializeSeed<'de> for FamilyValue {
-    type Value = (Option<f64>, u64);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FamilyValue {
-    type Value = (Option<f64>, u64);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a metric family object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut value = (None, 0);
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "metrics" {
-                value = map.next_value_seed(FirstMetric)?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(value)
-    }
-}
-
-/// `metrics`: the first element's `value`; the other elements are skipped.
-struct FirstMetric;
-
-impl<'de> DeserializeSeed<'de> for FirstMetric {
-    type Value = (Option<f64>, u64);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FirstMetric {
-    type Value = (Option<f64>, u64);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of metrics")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let Some(first) = seq.next_element_seed(MetricValue)? else {
-            return Ok((None, 0));
-        };
-        let mut count = 1;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            count += 1;
-        }
-        Ok((first, count))
-    }
-}
-
-struct MetricValue;
-
-impl<'de> DeserializeSeed<'de> for MetricValue {
-    type Value = Option<f64>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MetricValue {
-    type Value = Option<f64>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a metric object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut value = None;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "value" {
-                value = map.next_value::<Scalar>()?.as_f64();
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(value)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Per-group facts a decision rests on: age on the replica's own clock, effective TTL, poison,
 //! superseded. Deciding what to do with them is `mod.rs`'s job.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::{Decision, Policy, Reason};
 use crate::duration::format_seconds;
@@ -109,7 +109,7 @@ pub(super) fn replica<'a>(policy: &Policy, snap: &'a Snapshot) -> Replica<'a> {
             bad_declared.push(&g.labels);
         }
         let poison_with = if g.is_phantom() {
-            collisions[i].map(|j| &snap.groups[j].labels)
+            collisions.get(&i).map(|&j| &snap.groups[j].labels)
         } else {
             None
         };
@@ -167,30 +167,40 @@ fn effective_ttl(policy: &Policy, g: &Group) -> (f64, bool) {
     }
 }
 
-/// For each group, another group on the same replica exporting identical series, if any.
+/// For each phantom, another group on the same replica exporting identical series, if any.
+/// Only a phantom can be poison, so only phantoms are indexed: a replica of 100 000 healthy
+/// groups costs no index of them all.
 ///
 /// Equal after dropping empty-valued labels: the gateway adds `instance=""` to series of a group
 /// without an instance, and Prometheus treats an empty label as absent.
-fn collisions(groups: &[Group]) -> Vec<Option<usize>> {
-    let mut buckets: BTreeMap<Vec<(&str, &str)>, Vec<usize>> = BTreeMap::new();
-    for (i, g) in groups.iter().enumerate() {
-        let series: Vec<(&str, &str)> = g
-            .labels
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        buckets.entry(series).or_default().push(i);
+fn collisions(groups: &[Group]) -> HashMap<usize, usize> {
+    fn series(g: &Group) -> Vec<(&str, &str)> {
+        g.labels.iter().filter(|(_, v)| !v.is_empty()).collect()
     }
-    let mut out = vec![None; groups.len()];
-    for members in buckets.values().filter(|m| m.len() > 1) {
-        for &i in members {
+    let mut buckets: HashMap<Vec<(&str, &str)>, Vec<usize>> = groups
+        .iter()
+        .filter(|g| g.is_phantom())
+        .map(|g| (series(g), Vec::new()))
+        .collect();
+    if buckets.is_empty() {
+        return HashMap::new();
+    }
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(members) = buckets.get_mut(&series(g)) {
+            members.push(i);
+        }
+    }
+    let mut out = HashMap::new();
+    for members in buckets.values() {
+        for &i in members.iter().filter(|&&i| groups[i].is_phantom()) {
             // The smallest other key, so the detail is the same whatever order the gateway sent.
-            out[i] = members
+            let other = members
                 .iter()
                 .filter(|&&j| j != i)
-                .min_by(|&&a, &&b| groups[a].labels.cmp(&groups[b].labels))
-                .copied();
+                .min_by(|&&a, &&b| groups[a].labels.cmp(&groups[b].labels));
+            if let Some(&j) = other {
+                out.insert(i, j);
+            }
         }
     }
     out

@@ -123,7 +123,7 @@ fn poison_wins_over_expired_and_needs_no_age() {
     let plan = run(&policy(6.0), &[Some(&s)]);
     let got: Vec<_> = plan
         .decisions()
-        .map(|d| (d.labels["job"].as_str(), d.reason, d.age_seconds))
+        .map(|d| (&d.labels["job"], d.reason, d.age_seconds))
         .collect();
     assert_eq!(
         got,

@@ -68,7 +68,7 @@ pub(super) fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
 /// (replica, job, reason) of every decision, in plan order.
 pub(super) fn summary(plan: &Plan) -> Vec<(usize, String, Reason)> {
     plan.decisions()
-        .map(|d| (d.replica, d.labels["job"].clone(), d.reason))
+        .map(|d| (d.replica, d.labels["job"].to_string(), d.reason))
         .collect()
 }
 #[test]

@@ -262,7 +262,7 @@ proptest! {
         job in job(),
         others in proptest::collection::btree_map(legacy_name(), label_value(), 0..6),
     ) {
-        let mut key = others;
+        let mut key: Labels = others.into_iter().collect();
         key.insert("job".to_string(), job);
         let path = group_path(&key, Naming::Legacy).unwrap();
         prop_assert!(plain(&path), "{}", path);
@@ -274,7 +274,7 @@ proptest! {
         job in job(),
         others in proptest::collection::btree_map(utf8_name(), label_value(), 0..6),
     ) {
-        let mut key = others;
+        let mut key: Labels = others.into_iter().collect();
         key.insert("job".to_string(), job);
         let path = group_path(&key, Naming::Utf8).unwrap();
         prop_assert!(plain(&path), "{}", path);
@@ -291,7 +291,7 @@ proptest! {
         job in job(),
         others in proptest::collection::btree_map(utf8_name(), label_value(), 0..6),
     ) {
-        let mut key = others;
+        let mut key: Labels = others.into_iter().collect();
         key.insert("job".to_string(), job);
         if let Ok(path) = group_path(&key, Naming::Unknown) {
             prop_assert_eq!(gateway_decode(&path, Naming::Legacy), Ok(key.clone()));

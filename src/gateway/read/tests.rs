@@ -206,7 +206,7 @@ async fn every_metric_type_is_skipped_whatever_its_shape() {
     let times: Vec<(String, f64)> = parsed
         .groups
         .iter()
-        .map(|g| (g.labels["job"].clone(), g.push_time))
+        .map(|g| (g.labels["job"].to_string(), g.push_time))
         .collect();
     let want: Vec<(String, f64)> = [("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]
         .map(|(j, t)| (j.to_string(), t))
