@@ -49,8 +49,9 @@ impl Settings {
             delete_concurrency: t.delete_concurrency,
             delete_rate: t.delete_rate,
             unhealthy_wait: t.unhealthy_wait,
-            // Half the re-plan bound, so a shared read rarely has to be redone before deleting.
-            share_within: (t.replan_after / 2).min(Duration::from_secs(10)),
+            // Short: a policy swept every second still sees every second's state. Policies due
+            // together share anyway, since a read under way is joined whatever its age.
+            share_within: (t.replan_after / 2).min(Duration::from_secs(2)),
             forget_after: Duration::from_secs(600),
         }
     }
@@ -63,6 +64,8 @@ pub struct Read {
     pub snapshot: Result<Snapshot, Error>,
     /// When the read started: the earliest moment the snapshot may describe.
     pub started: Instant,
+    /// When it ended.
+    pub finished: Instant,
     pub seconds: f64,
 }
 
@@ -92,25 +95,66 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Read>>>>;
 pub struct Replica {
     pub budget: Budget,
     reads: Mutex<HashMap<ReadKey, Slot>>,
-    /// Deletes sent to this replica and not yet old: the planned push time of the copy deleted,
-    /// and when. A second policy that plans the same delete waits for the first one's instead.
-    deletes: Mutex<HashMap<Labels, (f64, Instant)>>,
+    /// Deletes sent to this replica and not yet old. A second policy that plans the same delete
+    /// from a read made before the first one's was confirmed waits for it instead.
+    deletes: Mutex<HashMap<Labels, Claim>>,
     last_used: Mutex<Instant>,
 }
 
+/// One delete sent: the push time of the copy it deletes, when it was claimed, and when its
+/// sweep finished confirming it.
+struct Claim {
+    push_time: f64,
+    at: Instant,
+    released: Option<Instant>,
+}
+
 impl Replica {
-    /// Claims the delete of `labels` (the copy pushed at `push_time`): `true` when this caller
-    /// should send it, `false` when another policy already sent the same delete within `fresh`.
-    pub fn claim_delete(&self, labels: &Labels, push_time: f64, fresh: Duration) -> bool {
+    /// Lets go of the claims of a sweep whose deletes are confirmed (or given up): a later sweep
+    /// that finds the same copy again (a replica restarted from its persistence file) deletes it
+    /// again.
+    pub fn release_deletes<'a>(&self, claimed: impl IntoIterator<Item = &'a Labels>) {
+        let mut deletes = lock(&self.deletes);
+        let now = Instant::now();
+        for labels in claimed {
+            if let Some(c) = deletes.get_mut(labels) {
+                c.released = Some(now);
+            }
+        }
+    }
+
+    /// Claims the delete of `labels` (the copy pushed at `push_time`, as seen by a read that
+    /// started at `read_at`): `true` when this caller should send it, `false` when another
+    /// sweep sent the same delete within `fresh` and either is still confirming it or confirmed
+    /// it after `read_at` (this caller's plan predates that delete). A copy found again by a
+    /// later read (a replica restarted from its persistence file) is deleted again.
+    pub fn claim_delete(
+        &self,
+        labels: &Labels,
+        push_time: f64,
+        read_at: Instant,
+        fresh: Duration,
+    ) -> bool {
         let mut deletes = lock(&self.deletes);
         if deletes.len() >= deletes.capacity() {
             // Pruned only when the map would grow, so a big sweep's claims stay O(1) each.
-            deletes.retain(|_, (_, at)| at.elapsed() < fresh);
+            deletes.retain(|_, c| c.at.elapsed() < fresh);
         }
         match deletes.get(labels) {
-            Some((push, at)) if *push >= push_time && at.elapsed() < fresh => false,
+            Some(c)
+                if c.push_time >= push_time
+                    && c.at.elapsed() < fresh
+                    && c.released.is_none_or(|r| read_at < r) =>
+            {
+                false
+            }
             _ => {
-                deletes.insert(labels.clone(), (push_time, Instant::now()));
+                let claim = Claim {
+                    push_time,
+                    at: Instant::now(),
+                    released: None,
+                };
+                deletes.insert(labels.clone(), claim);
                 true
             }
         }
@@ -244,14 +288,18 @@ impl Engine {
 
     /// A read of `gateway` that started no earlier than `fresh_since`: the newest one made for
     /// the same credentials and gauge when it is recent enough, else a new one. Callers that ask
-    /// while a read is under way wait for it and share it.
+    /// while a read is under way wait for it; with `join` they take it whatever its start
+    /// (nothing newer exists), without it (a confirmation must see its own deletes) they read
+    /// again if it started too early.
     pub async fn read(
         &self,
         gateway: &Gateway,
         access: &Access,
         ttl_metric: Option<&str>,
         fresh_since: Instant,
+        join: bool,
     ) -> Arc<Read> {
+        let asked = Instant::now();
         let replica = self.replica(gateway);
         let slot: Slot = lock(&replica.reads)
             .entry(ReadKey {
@@ -262,7 +310,7 @@ impl Engine {
             .clone();
         let mut cached = slot.lock().await;
         if let Some(read) = cached.as_ref() {
-            if read.started >= fresh_since {
+            if read.started >= fresh_since || (join && read.finished >= asked) {
                 return read.clone();
             }
         }
@@ -291,7 +339,7 @@ impl Engine {
         let since = Instant::now()
             .checked_sub(self.inner.settings.share_within)
             .unwrap_or_else(Instant::now);
-        self.read(gateway, access, ttl_metric, since).await
+        self.read(gateway, access, ttl_metric, since, true).await
     }
 }
 
@@ -336,11 +384,16 @@ async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
     if let Err(e) = &snapshot {
         tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read groups");
     }
+    let finished = Instant::now();
     Read {
         gateway,
         status,
         snapshot,
         started,
-        seconds: started.elapsed().as_secs_f64(),
+        finished,
+        seconds: (finished - started).as_secs_f64(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@
 //! a re-read tells what really happened.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
@@ -66,6 +66,15 @@ pub(crate) struct Job<'a, 'r> {
 /// replica at the same moment then share it.
 const SAME_MOMENT: Duration = Duration::from_millis(500);
 
+/// No answer at all (refused, reset, timed out): the replica is gone for this sweep.
+fn unreachable(e: &Error) -> bool {
+    matches!(e, Error::Http { .. } | Error::Timeout { .. })
+}
+
+fn unanswered(first: &str) -> String {
+    format!("not attempted: the replica stopped answering ({first})")
+}
+
 /// Does this error say the gateway is pressed (a 5xx, no answer), so the pace should fall? A 4xx
 /// is about the request, not the load.
 fn pressed(e: &Error) -> bool {
@@ -110,7 +119,7 @@ pub(crate) async fn act_on_replica(
         let since = Instant::now()
             .checked_sub(SAME_MOMENT)
             .unwrap_or_else(Instant::now);
-        let fresh = engine.read(gateway, access, ttl_metric, since).await;
+        let fresh = engine.read(gateway, access, ttl_metric, since, false).await;
         match &fresh.snapshot {
             Ok(snapshot) => {
                 let mut replanned_inputs: Vec<ReplicaInput<'_>> = inputs.to_vec();
@@ -162,6 +171,8 @@ pub(crate) async fn act_on_replica(
     let push_of = |d: &Decision| planned_push.get(&d.labels).copied().unwrap_or(0.0);
 
     let mut pending: Vec<(Decision, f64)> = Vec::new();
+    // The deletes this sweep claimed on the replica, released once confirmed.
+    let claimed: std::sync::Mutex<Vec<Labels>> = Default::default();
     if admin_wipe {
         if let Err(e) = replica.budget.wait_healthy(gateway).await {
             outcome.error = Some(e);
@@ -188,6 +199,11 @@ pub(crate) async fn act_on_replica(
         let budget = &replica.budget;
         let replica = &replica;
         let fresh_claim = sweep.tuning.confirm_timeout;
+        // The first DELETE that got no answer at all: the rest are not sent to a replica that
+        // stopped answering (each would only wait for its own timeout).
+        let gone: OnceLock<String> = OnceLock::new();
+        let gone = &gone;
+        let claimed = &claimed;
         let results: Vec<(Decision, Duration, Result<(), String>)> = stream::iter(decisions)
             .map(|d| {
                 let progress = progress.as_ref();
@@ -198,6 +214,9 @@ pub(crate) async fn act_on_replica(
                     if !permitted() {
                         return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
                     }
+                    if let Some(e) = gone.get() {
+                        return (d, snapshot_started.elapsed(), Err(unanswered(e)));
+                    }
                     let ticket = match budget.acquire(gateway).await {
                         Ok(t) => t,
                         Err(e) => return (d, snapshot_started.elapsed(), Err(e)),
@@ -206,16 +225,25 @@ pub(crate) async fn act_on_replica(
                         return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
                     }
                     // Another policy sent this very delete moments ago: confirm it, don't repeat it.
-                    if !replica.claim_delete(&d.labels, push, fresh_claim) {
+                    if !replica.claim_delete(&d.labels, push, snapshot_started, fresh_claim) {
                         drop(ticket);
                         if let Some(p) = progress {
                             p.add(1);
                         }
                         return (d, snapshot_started.elapsed(), Ok(()));
                     }
+                    claimed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(d.labels.clone());
                     let window = snapshot_started.elapsed();
                     let result = gateway.delete(&d.labels, naming).await;
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
+                    if let Err(e) = &result {
+                        if unreachable(e) {
+                            let _ = gone.set(e.to_string());
+                        }
+                    }
                     if let Some(p) = progress {
                         p.add(1);
                     }
@@ -246,6 +274,12 @@ pub(crate) async fn act_on_replica(
         sweep.tuning.confirm_timeout,
     )
     .await;
+    replica.release_deletes(
+        claimed
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter(),
+    );
     outcome.actions.extend(confirmed);
     outcome
 }
@@ -268,7 +302,7 @@ async fn confirm(
     let mut since = Instant::now();
     // Bounded by the deadline; a few rounds usually suffice because writes are processed in order.
     while !pending.is_empty() {
-        let read = engine.read(gateway, access, ttl_metric, since).await;
+        let read = engine.read(gateway, access, ttl_metric, since, false).await;
         match &read.snapshot {
             Ok(snapshot) if snapshot.naming == naming => {
                 last_error = None;
