@@ -71,9 +71,10 @@ rest=$(for _ in 1 2 3 4 5; do scrape_seconds "$gw_url"; echo; done | sort -n | s
 ) >"$work/scrapes" &
 scraper=$!
 pids+=($scraper)
-"$bin" --log-level info --log-format json sweep --gateway "$gw_url" --ttl 1s --output json \
+"$bin" --log-level info --log-format json sweep --gateway "$gw_url" --ttl 1s --min-ttl 1s --output json \
   >"$work/sweep.json" 2>"$work/sweep.log" || true
 stop_pid "$scraper"
+# The janitor's deletes and their confirmation: the sweep less its first read.
 read -r janitor_s deleted < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -172,4 +173,4 @@ for n in 1 10 100; do
 done
 printf '| VmRSS at rest, 100 policies | run --policies: %s | controller: %s | |\n' "$run_rss" "$ctl_rss"
 echo
-bash scripts/bench-read.sh
+PGW_JANITOR_BENCH_PUSHGATEWAY=$gateway bash scripts/bench-read.sh

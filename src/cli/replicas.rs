@@ -162,11 +162,13 @@ pub struct TuningArgs {
     /// Bound on the query to Prometheus.
     #[arg(long, env = "PGW_JANITOR_PROMETHEUS_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub prometheus_timeout: Duration,
-    /// DELETEs in flight at once per replica.
-    #[arg(long, env = "PGW_JANITOR_DELETE_CONCURRENCY", default_value_t = 4)]
+    /// DELETEs in flight at once per replica, for all policies together.
+    #[arg(long, env = "PGW_JANITOR_DELETE_CONCURRENCY", default_value_t = 8)]
     pub delete_concurrency: usize,
-    /// DELETEs per second per replica.
-    #[arg(long, env = "PGW_JANITOR_DELETE_RATE", default_value_t = 200.0)]
+    /// The most DELETEs per second per replica, for all policies together. The pace adapts
+    /// below it: it rises while DELETE latency stays flat and `/-/healthy` answers quickly, and
+    /// halves on a 5xx, a full write queue or rising latency.
+    #[arg(long, env = "PGW_JANITOR_DELETE_RATE", default_value_t = 50_000.0)]
     pub delete_rate: f64,
     /// Re-read a replica and re-plan before deleting when the plan is older than this.
     #[arg(long, env = "PGW_JANITOR_REPLAN_AFTER", value_parser = parse_duration, default_value = "30s")]

@@ -51,6 +51,9 @@ pub struct Pace {
     rising_windows: u32,
 }
 
+/// Where the slow start begins, deletes per second: five times the fixed rate of old, which
+/// no gateway had trouble with.
+const START: f64 = 1000.0;
 /// Latency this much above the base, plus [`SLACK`], counts as rising.
 const RISE: f64 = 3.0;
 /// Loopback latencies are tens of microseconds: without an absolute slack, scheduler noise reads
@@ -60,11 +63,11 @@ const SLACK: Duration = Duration::from_millis(5);
 const RISING_WINDOWS: u32 = 2;
 
 impl Pace {
-    /// Starts low (the slow start finds the gateway's pace within a few windows).
+    /// Starts at [`START`] (the slow start finds the gateway's pace within a few windows).
     pub fn new(limits: PaceLimits) -> Self {
         Pace {
             limits,
-            rate: (limits.floor * 10.0).clamp(limits.floor, limits.ceiling),
+            rate: START.clamp(limits.floor, limits.ceiling),
             slow_start: true,
             base_latency: None,
             base_health: None,

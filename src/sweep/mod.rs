@@ -50,8 +50,8 @@ impl Default for Tuning {
         Tuning {
             read_concurrency: 8,
             request_timeout: Duration::from_secs(60),
-            delete_concurrency: 4,
-            delete_rate: 200.0,
+            delete_concurrency: 8,
+            delete_rate: 50_000.0,
             replan_after: Duration::from_secs(30),
             confirm_timeout: Duration::from_secs(30),
             unhealthy_wait: Duration::from_secs(60),
