@@ -116,9 +116,11 @@ pub(crate) async fn act_on_replica(
     let mut current: Arc<Read> = read.clone();
     if read.started.elapsed() > sweep.tuning.replan_after {
         outcome.replanned = true;
+        // Newer than the planned read in any case: a re-plan from the same read is no re-plan.
         let since = Instant::now()
             .checked_sub(SAME_MOMENT)
-            .unwrap_or_else(Instant::now);
+            .unwrap_or_else(Instant::now)
+            .max(read.started + Duration::from_nanos(1));
         let fresh = engine.read(gateway, access, ttl_metric, since, false).await;
         match &fresh.snapshot {
             Ok(snapshot) => {
