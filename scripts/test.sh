@@ -54,13 +54,13 @@ run() { # label, then the command; its output is kept for the closing line
 # 1. Debian's Pushgateway 1.5.1 and Prometheus 2.42: unit tests and every integration test.
 run "Pushgateway 1.5.1, Prometheus 2: every test" \
   env PGW_JANITOR_TEST_PUSHGATEWAY=prometheus-pushgateway PGW_JANITOR_TEST_PROMETHEUS=prometheus \
-  cargo test --lib --bins --tests "$@"
+  cargo test --no-fail-fast --lib --bins --tests "$@"
 # 2. Pushgateway 1.11.3 and Prometheus 3: every gateway suite again (discovery through
 #    Prometheus 3 included), and the tests that need both (run with --include-ignored; they fail
 #    loudly on older binaries).
 run "Pushgateway 1.11.3, Prometheus 3: gateway suites" \
   env PGW_JANITOR_TEST_PUSHGATEWAY="$deps/pushgateway" PGW_JANITOR_TEST_PROMETHEUS="$deps/prometheus" \
-  cargo test "${suite_args[@]}" "$@"
+  cargo test --no-fail-fast "${suite_args[@]}" "$@"
 run "Pushgateway 1.11.3, Prometheus 3: selectors against Prometheus 3" \
   env PGW_JANITOR_TEST_PUSHGATEWAY="$deps/pushgateway" PGW_JANITOR_TEST_PROMETHEUS="$deps/prometheus" \
   cargo test --test selector_prometheus3 "$@" -- --include-ignored
