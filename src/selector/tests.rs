@@ -235,8 +235,12 @@ proptest! {
     }
 
     /// Oracle built another way (builder flag, \A..\z) than the matcher (inline (?s:), ^..$).
+    /// Only for a pattern that is a regex on its own: an unbalanced one such as `)(.*` closes
+    /// either wrapper early, and then the two differ by construction (Prometheus wraps it the
+    /// same way as the matcher, `^(?s:` + re + `)$`).
     #[test]
     fn regex_matcher_is_regex_full_match(re in "[ab.*+?|()\n]{0,8}", value in "[ab\n]{0,6}") {
+        prop_assume!(regex::Regex::new(&re).is_ok());
         let Ok(oracle) = RegexBuilder::new(&format!(r"\A(?:{re})\z"))
             .dot_matches_new_line(true)
             .build()
@@ -257,4 +261,17 @@ proptest! {
         let empty = labels(&[(m.name(), "")]);
         prop_assert_eq!(s.matches(&Labels::new()), s.matches(&empty));
     }
+}
+
+/// Prometheus compiles `^(?s:` + re + `)$`, so an unbalanced pattern closes the flag group early
+/// and is accepted; the janitor reads it the same way (found by the full-match proptest).
+#[test]
+fn an_unbalanced_regex_is_wrapped_as_prometheus_wraps_it() {
+    let m = Matcher::new("job", MatchOp::RegexMatch, ")(.*").unwrap();
+    let s = Selector::new(vec![m]);
+    assert!(s.matches(&labels(&[("job", "ab")])));
+    assert!(
+        !s.matches(&labels(&[("job", "\n")])),
+        "the dot is outside (?s:)"
+    );
 }
