@@ -23,17 +23,7 @@ done
 cargo build --release --locked -q
 bin=target/release/pushgateway-janitor
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# Polls "$@" every second until it succeeds, at most $bound times.
-poll() { local bound=$1; shift; for ((i = 0; i < bound; i++)); do "$@" && return 0; sleep 1; done; return 1; }
+source scripts/lib/bench-common.sh
 
 mkdir "$work/kube"
 "$server" --dir "$work/kube" >"$work/kube.out" 2>&1 &

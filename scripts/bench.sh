@@ -27,17 +27,8 @@ cargo build --release --locked -q --bin pushgateway-janitor --example fill_gatew
 bin=target/release/pushgateway-janitor
 ex=target/release/examples
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# Polls "$@" every 0.2 s until it succeeds, at most $1 times.
-poll() { local bound=$1; shift; for ((i = 0; i < bound; i++)); do "$@" && return 0; sleep 0.2; done; return 1; }
+POLL_INTERVAL=0.2
+source scripts/lib/bench-common.sh
 # Starts a gateway; prints its URL. Its PID joins $pids (the caller runs it in this shell).
 start_gateway() {
   local port

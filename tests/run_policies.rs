@@ -75,6 +75,23 @@ fn run_once(args: &[&str]) -> Once {
     }
 }
 
+/// `run --policies POLICIES --once --min-ttl 1s --output json EXTRA…`, bounded.
+fn once_json(policies: impl AsRef<Path>, extra: &[&str]) -> Once {
+    let policies = policies.as_ref().to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "run",
+        "--policies",
+        policies,
+        "--once",
+        "--min-ttl",
+        "1s",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    run_once(&args)
+}
+
 #[path = "run_policies/engine.rs"]
 mod engine;
 #[path = "run_policies/once.rs"]

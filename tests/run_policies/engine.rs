@@ -46,14 +46,7 @@ async fn ten_policies_over_three_replicas_read_each_replica_once_per_cycle() {
         before.push(served(gw, "api/v1/metrics").await);
     }
 
-    let out = run_once(&[
-        "run",
-        "--policies",
-        dir.path().to_str().unwrap(),
-        "--once",
-        "--output",
-        "json",
-    ]);
+    let out = once_json(dir.path(), &[]);
 
     assert_eq!(out.code, 0, "{}", out.stderr);
     let reports = out.json();
@@ -93,16 +86,7 @@ async fn a_group_two_policies_select_is_deleted_once_and_both_report_it_gone() {
     write(dir.path(), "b.yaml", &b);
     let deletes_before = served(&gw, "delete").await;
 
-    let out = run_once(&[
-        "run",
-        "--policies",
-        dir.path().to_str().unwrap(),
-        "--once",
-        "--min-ttl",
-        "1s",
-        "--output",
-        "json",
-    ]);
+    let out = once_json(dir.path(), &[]);
 
     assert_eq!(out.code, 0, "{}", out.stderr);
     let deleted = |name: &str| -> Vec<String> {

@@ -38,16 +38,7 @@ async fn once_runs_the_valid_policies_of_a_directory_and_reports_the_others_by_f
     sleep_past(2.0).await;
     gw.push(&[("job", "ttl-fresh")], "x 1\n").await;
 
-    let out = run_once(&[
-        "run",
-        "--policies",
-        dir.path().to_str().unwrap(),
-        "--once",
-        "--min-ttl",
-        "1s",
-        "--output",
-        "json",
-    ]);
+    let out = once_json(dir.path(), &[]);
 
     assert_eq!(
         out.code, 2,
@@ -115,16 +106,7 @@ async fn once_finds_the_replicas_through_prometheus() {
     sleep_past(2.0).await;
     gw.push(&[("job", "prom-fresh")], "x 1\n").await;
 
-    let out = run_once(&[
-        "run",
-        "--policies",
-        file.to_str().unwrap(),
-        "--once",
-        "--min-ttl",
-        "1s",
-        "--output",
-        "json",
-    ]);
+    let out = once_json(file, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let report = out.report("via-prometheus");
     assert_eq!(report["summary"]["replicas"], 1, "{report}");
@@ -158,16 +140,7 @@ async fn a_dry_run_policy_deletes_nothing_and_reports_what_would_go() {
     assert!(table.stdout.contains("would-delete"), "{}", table.stdout);
     assert!(table.stdout.contains("(dry run)"), "{}", table.stdout);
 
-    let out = run_once(&[
-        "run",
-        "--policies",
-        file.to_str().unwrap(),
-        "--once",
-        "--min-ttl",
-        "1s",
-        "--output",
-        "json",
-    ]);
+    let out = once_json(file, &[]);
     let report = out.report("dry");
     assert_eq!(report["summary"]["would_delete"], 1, "{report}");
     assert_eq!(report["summary"]["deleted"], 0, "{report}");

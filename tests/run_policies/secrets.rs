@@ -44,18 +44,7 @@ async fn secrets_are_read_from_the_secrets_dir_and_a_missing_one_names_its_field
     gw.push(&[("job", "with-auth")], "x 1\n").await;
     sleep_past(2.0).await;
 
-    let out = run_once(&[
-        "run",
-        "--policies",
-        policies.to_str().unwrap(),
-        "--secrets-dir",
-        secrets.to_str().unwrap(),
-        "--once",
-        "--min-ttl",
-        "1s",
-        "--output",
-        "json",
-    ]);
+    let out = once_json(&policies, &["--secrets-dir", secrets.to_str().unwrap()]);
     let found = out.report("token-found");
     assert_eq!(found["summary"]["exit_code"], 0, "{found}");
     assert!(!gw.has_group(&[("job", "with-auth")]).await);
