@@ -16,7 +16,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
@@ -241,6 +243,25 @@ pub async fn client_from(kubeconfig: &Path, namespace: &str) -> Client {
 pub fn committed_crd() -> CustomResourceDefinition {
     let text = std::fs::read_to_string(repo_root().join(CRD_FILE)).expect("read the CRD");
     serde_saphyr::from_str(&text).expect("the CRD parses")
+}
+
+/// The committed CRD with `spec.FIELD` set to `schema` (added, or replacing the committed one):
+/// a newer release's CRD, or a looser one that lets an object the controller cannot decode in.
+pub fn committed_crd_with_spec_field(
+    field: &str,
+    schema: JSONSchemaProps,
+) -> CustomResourceDefinition {
+    let mut crd = committed_crd();
+    let spec = crd.spec.versions[0]
+        .schema
+        .as_mut()
+        .and_then(|s| s.open_api_v3_schema.as_mut())
+        .and_then(|s| s.properties.as_mut())
+        .and_then(|p| p.get_mut("spec"))
+        .and_then(|s| s.properties.as_mut())
+        .expect("the CRD has a spec schema");
+    spec.insert(field.into(), schema);
+    crd
 }
 
 /// Applies `crd` (server-side, field manager `pgw-janitor-tests`) and waits (bounded) until the

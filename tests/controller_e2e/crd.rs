@@ -9,7 +9,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::api::{Api, Patch, PatchParams, ValidationDirective};
 use serde_json::{json, Value};
 
-use crate::common::k8s::{apply_crd, committed_crd, wait_until, Cluster, CRD_NAME};
+use crate::common::k8s::{
+    apply_crd, committed_crd, committed_crd_with_spec_field, wait_until, Cluster, CRD_NAME,
+};
 use crate::common::{sleep_past, GatewayOpts};
 use crate::setup::*;
 
@@ -155,22 +157,14 @@ async fn the_table_output_has_the_printer_columns_after_a_sweep() {
 
 /// The committed CRD with one more optional spec field, as a newer release would ship it.
 fn newer_crd() -> CustomResourceDefinition {
-    let mut crd = committed_crd();
-    let schema = crd.spec.versions[0]
-        .schema
-        .as_mut()
-        .and_then(|s| s.open_api_v3_schema.as_mut())
-        .expect("schema");
-    let spec = schema.properties.as_mut().unwrap().get_mut("spec").unwrap();
-    spec.properties.as_mut().unwrap().insert(
-        "owner".into(),
+    committed_crd_with_spec_field(
+        "owner",
         JSONSchemaProps {
             type_: Some("string".into()),
             description: Some("Who to ask about this policy.".into()),
             ..Default::default()
         },
-    );
-    crd
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,29 +11,23 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-use crate::common::k8s::{apply_crd, committed_crd, wait_until, Cluster};
+use crate::common::k8s::{
+    apply_crd, committed_crd, committed_crd_with_spec_field, wait_until, Cluster,
+};
 use crate::common::{key, sleep_past, GatewayOpts};
 use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
 /// The committed CRD with `spec.suspend` an int-or-string (and so without its `false` default).
 fn looser_crd() -> CustomResourceDefinition {
-    let mut crd = committed_crd();
-    let schema = crd.spec.versions[0]
-        .schema
-        .as_mut()
-        .and_then(|s| s.open_api_v3_schema.as_mut())
-        .expect("schema");
-    let spec = schema.properties.as_mut().unwrap().get_mut("spec").unwrap();
-    spec.properties.as_mut().unwrap().insert(
-        "suspend".into(),
+    committed_crd_with_spec_field(
+        "suspend",
         JSONSchemaProps {
             x_kubernetes_int_or_string: Some(true),
             description: Some("Stop sweeping: 1 or \"yes\".".into()),
             ..Default::default()
         },
-    );
-    crd
+    )
 }
 
 fn raw(cluster: &Cluster) -> Api<DynamicObject> {
