@@ -5,12 +5,16 @@
 //! processed.
 //!
 //! `cargo run --release --example delete_storm -- URL GROUPS CLIENTS`
+//!
+//! One runtime thread, as the janitor: on a box the gateway shares, a client on one thread
+//! presses harder than one on several (cross-thread wake-ups per request cost the gateway CPU);
+//! on 2 cores 20 000 deletes took 0.35-0.40 s so, against 0.46-0.52 s with a worker per core.
 
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {

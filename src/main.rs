@@ -6,7 +6,7 @@ use pushgateway_janitor::cli::{Cli, Command};
 use pushgateway_janitor::report::exit;
 use pushgateway_janitor::telemetry;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     // One TLS provider for the whole process (kube and reqwest both use aws-lc-rs); installing it
     // explicitly means no client can panic for want of one.
