@@ -71,6 +71,9 @@ pub struct ReplicaReport {
     /// Longest time between reading a group and sending its DELETE: a push landing in this
     /// window would be lost (the gateway has no conditional delete).
     pub max_delete_window_seconds: Option<f64>,
+    /// From the first DELETE (or the wipe) sent to the last one confirmed or given up: how long
+    /// deleting on this replica took. `null` when nothing was sent.
+    pub delete_seconds: Option<f64>,
     /// `start_time` from the replica's `/api/v1/status`; it changes when the replica restarts.
     pub start_time: Option<String>,
     /// Set only by a front door that remembers the previous sweep (`run --policies`, the
@@ -169,6 +172,7 @@ impl ReplicaReport {
             replanned: false,
             read_seconds: None,
             max_delete_window_seconds: None,
+            delete_seconds: None,
             start_time: None,
             restarted: None,
         }

@@ -29,6 +29,8 @@ pub(crate) struct ReplicaOutcome {
     pub replanned: bool,
     pub admin_wiped: bool,
     pub max_window: Option<Duration>,
+    /// From the first DELETE (or the wipe) sent to the last confirmed or given up.
+    pub deleting: Option<Duration>,
     pub error: Option<String>,
 }
 
@@ -39,6 +41,7 @@ impl ReplicaOutcome {
             replanned: false,
             admin_wiped: false,
             max_window: None,
+            deleting: None,
             error: None,
         }
     }
@@ -175,6 +178,7 @@ pub(crate) async fn act_on_replica(
     let mut pending: Vec<(Decision, f64)> = Vec::new();
     // The deletes this sweep claimed on the replica, released once confirmed.
     let claimed: std::sync::Mutex<Vec<Labels>> = Default::default();
+    let first_sent: OnceLock<Instant> = OnceLock::new();
     if admin_wipe {
         if let Err(e) = replica.budget.wait_healthy(gateway).await {
             outcome.error = Some(e);
@@ -182,6 +186,7 @@ pub(crate) async fn act_on_replica(
             outcome.error = Some(NOT_ATTEMPTED.into());
         } else {
             outcome.max_window = Some(snapshot_started.elapsed());
+            let _ = first_sent.set(Instant::now());
             match gateway.wipe().await {
                 Ok(()) => outcome.admin_wiped = true,
                 Err(e) => outcome.error = Some(format!("admin wipe failed: {e}")),
@@ -206,6 +211,7 @@ pub(crate) async fn act_on_replica(
         let gone: OnceLock<String> = OnceLock::new();
         let gone = &gone;
         let claimed = &claimed;
+        let first_sent = &first_sent;
         let results: Vec<(Decision, Duration, Result<(), String>)> = stream::iter(decisions)
             .map(|d| {
                 let progress = progress.as_ref();
@@ -239,6 +245,7 @@ pub(crate) async fn act_on_replica(
                         .unwrap_or_else(|e| e.into_inner())
                         .push(d.labels.clone());
                     let window = snapshot_started.elapsed();
+                    let _ = first_sent.get_or_init(Instant::now);
                     let result = gateway.delete(&d.labels, naming).await;
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
                     if let Err(e) = &result {
@@ -282,6 +289,7 @@ pub(crate) async fn act_on_replica(
             .unwrap_or_else(|e| e.into_inner())
             .iter(),
     );
+    outcome.deleting = first_sent.get().map(Instant::elapsed);
     outcome.actions.extend(confirmed);
     outcome
 }

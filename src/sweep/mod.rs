@@ -317,6 +317,7 @@ pub async fn run(
             replanned: outcome.replanned,
             read_seconds: Some(read.seconds),
             max_delete_window_seconds: outcome.max_window.map(|d| d.as_secs_f64()),
+            delete_seconds: outcome.deleting.map(|d| d.as_secs_f64()),
             start_time: read.status.as_ref().and_then(|s| s.start_time.clone()),
             restarted: None,
         });

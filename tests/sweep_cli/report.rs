@@ -69,11 +69,16 @@ async fn the_json_report_has_a_stable_shape() {
         "version",
         "admin_api",
         "max_delete_window_seconds",
+        "delete_seconds",
     ] {
         assert!(replica.get(key).is_some(), "replica has {key}: {replica}");
     }
     assert_eq!(replica["state"], "ok");
     assert_eq!(replica["groups"], 1);
+    assert!(
+        replica["delete_seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{replica}"
+    );
     let action = &report["actions"][0];
     for key in ["gateway", "labels", "reason", "age_seconds", "outcome"] {
         assert!(action.get(key).is_some(), "action has {key}");
