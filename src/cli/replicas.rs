@@ -163,7 +163,7 @@ pub struct TuningArgs {
     #[arg(long, env = "PGW_JANITOR_PROMETHEUS_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub prometheus_timeout: Duration,
     /// DELETEs in flight at once per replica, for all policies together.
-    #[arg(long, env = "PGW_JANITOR_DELETE_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "PGW_JANITOR_DELETE_CONCURRENCY", default_value_t = 16)]
     pub delete_concurrency: usize,
     /// The most DELETEs per second per replica, for all policies together. The pace adapts
     /// below it: it rises while DELETE latency stays flat and `/-/healthy` answers quickly, and

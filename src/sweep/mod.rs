@@ -50,7 +50,7 @@ impl Default for Tuning {
         Tuning {
             read_concurrency: 8,
             request_timeout: Duration::from_secs(60),
-            delete_concurrency: 8,
+            delete_concurrency: 16,
             delete_rate: 50_000.0,
             replan_after: Duration::from_secs(30),
             confirm_timeout: Duration::from_secs(30),
