@@ -5,16 +5,21 @@
 #                                     default Pushgateway 1.11.3 from target/test-deps/bin)
 #
 # Rows:
-#  - deletes: 20 000 stale groups on one replica, deleted by `sweep` with its defaults, against the
-#    gateway's ceiling (the same deletes from 64 parallel keep-alive clients, until processed);
-#    with the slowest `/metrics` scrape during the janitor's deletes against one at rest, and
-#    whether the write queue ever filled (the janitor says so when `/-/healthy` answers 500).
+#  - deletes: 20 000 stale groups on one replica, deleted by `sweep` with its defaults (from its
+#    first DELETE to the last confirmed, the report's `delete_seconds`; and its whole sweep less the
+#    read), against the gateway's ceiling (the same deletes from 64 parallel keep-alive clients,
+#    from the first to all processed), medians of ROUNDS rounds, both under the same scrapes; with
+#    the slowest `/metrics` scrape during the janitor's deletes against one at rest, and whether
+#    the write queue ever filled (the janitor says so when `/-/healthy` answers 500).
 #  - reads: `api/v1/metrics` reads per replica in one cycle with 1, 10 and 100 policies over 3
 #    replicas, counted by each gateway itself (`pushgateway_http_requests_total`), for
 #    `run --policies --once` and for the controller on the real kube-apiserver.
 #  - memory at rest: VmRSS of the controller and of `run --policies` after every policy swept.
 # The read of a big replica (time against curl, peak RSS at 101 000 groups) is
 # `scripts/bench-read.sh`, run last.
+#
+# ROUNDS (default 5) sets the rounds of the delete row; SWEEP_ARGS adds flags to its sweeps (to
+# compare settings); DELETES_ONLY=1 stops after that row and prints every round.
 #
 # Needs what `bash scripts/test-deps.sh` installs and builds (it runs it first), and kubectl.
 set -euo pipefail
@@ -48,32 +53,70 @@ scrape_seconds() { curl -s -o /dev/null -w '%{time_total}' "$1/metrics"; }
 version=$("$gateway" --version 2>&1 | awk 'NR == 1 {print $3}')
 
 # --- deletes: the janitor's defaults against the gateway's ceiling ---------------------------------
+# ROUNDS rounds (default 5) of: the ceiling, then the janitor, on one gateway; medians of each.
+# Both run under the same scrapes, one every 0.1 s; the slowest of those during the janitor's
+# deletes is the scrape row.
 groups=20000
+rounds=${ROUNDS:-5}
+start_scraper() {
+  (
+    for _ in $(seq 600); do scrape_seconds "$gw_url"; echo; sleep 0.1; done
+  ) >"$work/scrapes" &
+  scraper=$!
+  pids+=($scraper)
+}
 start_gateway
-"$ex/fill_gateway" "$gw_url" "$groups" 1 2>/dev/null
-sleep 2
-storm=$("$ex/delete_storm" "$gw_url" "$groups" 64)
-ceiling_s=${storm% *}
-"$ex/fill_gateway" "$gw_url" "$groups" 1 2>/dev/null
-sleep 2
-rest=$(for _ in 1 2 3 4 5; do scrape_seconds "$gw_url"; echo; done | sort -n | sed -n 3p)
-(
-  for _ in $(seq 600); do scrape_seconds "$gw_url"; echo; sleep 0.1; done
-) >"$work/scrapes" &
-scraper=$!
-pids+=($scraper)
-"$bin" --log-level info --log-format json sweep --gateway "$gw_url" --ttl 1s --min-ttl 1s --output json \
-  >"$work/sweep.json" 2>"$work/sweep.log" || true
-stop_pid "$scraper"
-# The janitor's deletes and their confirmation: the sweep less its first read.
-read -r janitor_s deleted < <(python3 -c '
+: >"$work/rests"
+: >"$work/ceilings"
+: >"$work/janitors"
+: >"$work/sweeps"
+: >"$work/worst"
+full=0
+deleted=$groups
+for round in $(seq "$rounds"); do
+  "$ex/fill_gateway" "$gw_url" "$groups" 1 2>/dev/null
+  sleep 2
+  start_scraper
+  storm=$("$ex/delete_storm" "$gw_url" "$groups" 64)
+  stop_pid "$scraper"
+  echo "${storm% *}" >>"$work/ceilings"
+  "$ex/fill_gateway" "$gw_url" "$groups" 1 2>/dev/null
+  sleep 2
+  for _ in 1 2 3; do scrape_seconds "$gw_url"; echo; done >>"$work/rests"
+  start_scraper
+  "$bin" --log-level info --log-format json sweep --gateway "$gw_url" --ttl 1s --min-ttl 1s --output json ${SWEEP_ARGS:-} \
+    >"$work/sweep.json" 2>"$work/sweep.log" || true
+  stop_pid "$scraper"
+  # The janitor's deletes: from its first DELETE to the last confirmed (as the ceiling runs from
+  # its first DELETE to all processed); and its whole sweep less the first read (the plan, the
+  # deletes, the per-group log lines, the report).
+  read -r janitor_s sweep_s round_deleted < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-d = r["duration_seconds"] - (r["replicas"][0]["read_seconds"] or 0)
-print(f"{d:.3f}", r["summary"]["deleted"])' "$work/sweep.json")
-worst=$(sort -n "$work/scrapes" | tail -1)
-full=$(grep -c 'write queue full' "$work/sweep.log" || true)
+rep = r["replicas"][0]
+deleting = rep["delete_seconds"] or 0
+sweep = r["duration_seconds"] - (rep["read_seconds"] or 0)
+print(f"{deleting:.3f} {sweep:.3f}", r["summary"]["deleted"])' "$work/sweep.json")
+  echo "$janitor_s" >>"$work/janitors"
+  echo "$sweep_s" >>"$work/sweeps"
+  sort -n "$work/scrapes" | tail -1 >>"$work/worst"
+  full=$((full + $(grep -c 'write queue full' "$work/sweep.log" || true)))
+  ((round_deleted < deleted)) && deleted=$round_deleted
+done
+median() { sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+rest=$(median "$work/rests")
+ceiling_s=$(median "$work/ceilings")
+janitor_s=$(median "$work/janitors")
+sweep_s=$(median "$work/sweeps")
+worst=$(sort -n "$work/worst" | tail -1)
 stop_pid "$gw_pid"
+if [[ -n ${DELETES_ONLY:-} ]]; then
+  printf '%s\n' "janitor $(tr '\n' ' ' <"$work/janitors")" "sweep less read $(tr '\n' ' ' <"$work/sweeps")" \
+    "ceiling $(tr '\n' ' ' <"$work/ceilings")"
+  printf 'deletes: janitor %.3f s, ceiling %.3f s, %.2fx; deleted %s; slowest scrape %.3f s, at rest %.3f s; queue full %s\n' \
+    "$janitor_s" "$ceiling_s" "$(python3 -c "print($janitor_s / $ceiling_s)")" "$deleted" "$worst" "$rest" "$full"
+  exit 0
+fi
 
 # --- reads per replica per cycle ---------------------------------------------------------------
 urls=()
@@ -153,9 +196,11 @@ done
 
 printf '\nPushgateway %s, release build, %s cores, %s\n\n' "$version" "$(nproc)" "$(date -u +%F)"
 printf '| measure | janitor | reference | ratio |\n|---|---|---|---|\n'
-printf '| %s deletes on one replica, defaults (deleted %s) | %.2f s | %.2f s at the ceiling (64 parallel keep-alive clients) | %.2fx |\n' \
-  "$groups" "$deleted" "$janitor_s" "$ceiling_s" "$(python3 -c "print($janitor_s / $ceiling_s)")"
-printf '| slowest /metrics scrape during those deletes | %.3f s | %.3f s at rest | %.2fx |\n' \
+printf '| %s deletes on one replica, defaults, first DELETE to last confirmed, median of %s (fewest deleted %s) | %.2f s | %.2f s at the ceiling (64 parallel keep-alive clients) | %.2fx |\n' \
+  "$groups" "$rounds" "$deleted" "$janitor_s" "$ceiling_s" "$(python3 -c "print($janitor_s / $ceiling_s)")"
+printf '| the same, whole sweep less its read (plan, deletes, a log line per group, report) | %.2f s | | %.2fx |\n' \
+  "$sweep_s" "$(python3 -c "print($sweep_s / $ceiling_s)")"
+printf '| slowest /metrics scrape during those deletes, all rounds | %.3f s | %.3f s at rest | %.2fx |\n' \
   "$worst" "$rest" "$(python3 -c "print($worst / $rest)")"
 printf '| write queue full during those deletes | %s times | | |\n' "$full"
 for n in 1 10 100; do
