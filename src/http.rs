@@ -4,7 +4,6 @@
 //! or report can carry them.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
@@ -47,93 +46,6 @@ impl fmt::Debug for HttpAuth {
             .field("client_certificate", &self.identity_pem.is_some())
             .finish()
     }
-}
-
-/// The command-line form of [`HttpAuth`]: paths to files that hold the secrets.
-#[derive(Clone, Debug, Default)]
-pub struct HttpAuthFiles {
-    pub basic_user: Option<String>,
-    pub basic_password_file: Option<PathBuf>,
-    pub bearer_token_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-}
-
-impl HttpAuthFiles {
-    /// Reads the files. `flag_prefix` (`prometheus` or `gateway`) names the flags in errors.
-    pub fn load(&self, flag_prefix: &str) -> Result<HttpAuth> {
-        let credentials = match (
-            &self.basic_user,
-            &self.basic_password_file,
-            &self.bearer_token_file,
-        ) {
-            (None, None, None) => Credentials::None,
-            (Some(username), Some(file), None) => Credentials::Basic {
-                username: username.clone(),
-                password: read_secret(file)?,
-            },
-            (None, None, Some(file)) => Credentials::Bearer(read_secret(file)?),
-            (Some(_), None, None) => {
-                return Err(Error::config(
-                    format!("--{flag_prefix}-basic-user"),
-                    format!("needs --{flag_prefix}-password-file"),
-                ))
-            }
-            (None, Some(_), None) => {
-                return Err(Error::config(
-                    format!("--{flag_prefix}-password-file"),
-                    format!("needs --{flag_prefix}-basic-user"),
-                ))
-            }
-            (_, _, Some(_)) => {
-                return Err(Error::config(
-                    format!("--{flag_prefix}-bearer-token-file"),
-                    "cannot be combined with basic auth".to_string(),
-                ))
-            }
-        };
-        let ca_pem = self.ca_file.as_deref().map(read_file).transpose()?;
-        let identity_pem = match (&self.cert_file, &self.key_file) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file(cert)?;
-                pem.push(b'\n');
-                pem.extend(read_file(key)?);
-                Some(pem)
-            }
-            _ => {
-                return Err(Error::config(
-                    format!("--{flag_prefix}-cert-file"),
-                    format!("--{flag_prefix}-cert-file and --{flag_prefix}-key-file go together"),
-                ))
-            }
-        };
-        Ok(HttpAuth {
-            credentials,
-            ca_pem,
-            identity_pem,
-        })
-    }
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::File {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// A secret file's content without the trailing newline editors and `kubectl create secret` leave.
-fn read_secret(path: &Path) -> Result<String> {
-    let raw = read_file(path)?;
-    let text = String::from_utf8(raw).map_err(|_| {
-        Error::config(
-            format!("secret file {}", path.display()),
-            "is not UTF-8".to_string(),
-        )
-    })?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// Builds a client for one outside system. `what` names it in errors (`prometheus`, `gateway`).
@@ -224,12 +136,6 @@ pub fn redact_url(url: &url::Url) -> String {
 mod tests {
     use super::*;
 
-    fn secret_file(content: &str) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), content).unwrap();
-        file
-    }
-
     #[test]
     fn debug_output_never_shows_secrets() {
         let auth = HttpAuth {
@@ -247,56 +153,6 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{auth:?}").contains("tok-123"));
-    }
-
-    #[test]
-    fn secret_files_lose_their_trailing_newline() {
-        let pw = secret_file("s3cret\n");
-        let files = HttpAuthFiles {
-            basic_user: Some("ops".into()),
-            basic_password_file: Some(pw.path().into()),
-            ..Default::default()
-        };
-        match files.load("gateway").unwrap().credentials {
-            Credentials::Basic { username, password } => {
-                assert_eq!(username, "ops");
-                assert_eq!(password, "s3cret");
-            }
-            _ => panic!("expected basic credentials"),
-        }
-    }
-
-    #[test]
-    fn contradictory_or_incomplete_auth_flags_are_refused_by_name() {
-        let tok = secret_file("t");
-        let both = HttpAuthFiles {
-            basic_user: Some("ops".into()),
-            bearer_token_file: Some(tok.path().into()),
-            ..Default::default()
-        };
-        let err = both.load("prometheus").unwrap_err().to_string();
-        assert!(err.contains("--prometheus-bearer-token-file"), "{err}");
-        let user_only = HttpAuthFiles {
-            basic_user: Some("ops".into()),
-            ..Default::default()
-        };
-        let err = user_only.load("gateway").unwrap_err().to_string();
-        assert!(err.contains("--gateway-password-file"), "{err}");
-        let cert_only = HttpAuthFiles {
-            cert_file: Some(tok.path().into()),
-            ..Default::default()
-        };
-        assert!(cert_only.load("gateway").is_err());
-    }
-
-    #[test]
-    fn a_missing_secret_file_is_named() {
-        let files = HttpAuthFiles {
-            bearer_token_file: Some("/nonexistent/token".into()),
-            ..Default::default()
-        };
-        let err = files.load("gateway").unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/token"), "{err}");
     }
 
     #[test]
