@@ -50,6 +50,7 @@ reads_of() { # the gateway's own count of api/v1/metrics reads
   curl -s "$1/metrics" | awk '/^pushgateway_http_requests_total/ && /handler="api\/v1\/metrics"/ {n += $2} END {print n + 0}'
 }
 scrape_seconds() { curl -s -o /dev/null -w '%{time_total}' "$1/metrics"; }
+ratio() { python3 -c "print($1 / $2)"; }
 version=$("$gateway" --version 2>&1 | awk 'NR == 1 {print $3}')
 
 # --- deletes: the janitor's defaults against the gateway's ceiling ---------------------------------
@@ -114,7 +115,7 @@ if [[ -n ${DELETES_ONLY:-} ]]; then
   printf '%s\n' "janitor $(tr '\n' ' ' <"$work/janitors")" "sweep less read $(tr '\n' ' ' <"$work/sweeps")" \
     "ceiling $(tr '\n' ' ' <"$work/ceilings")"
   printf 'deletes: janitor %.3f s, ceiling %.3f s, %.2fx; deleted %s; slowest scrape %.3f s, at rest %.3f s; queue full %s\n' \
-    "$janitor_s" "$ceiling_s" "$(python3 -c "print($janitor_s / $ceiling_s)")" "$deleted" "$worst" "$rest" "$full"
+    "$janitor_s" "$ceiling_s" "$(ratio "$janitor_s" "$ceiling_s")" "$deleted" "$worst" "$rest" "$full"
   exit 0
 fi
 
@@ -145,13 +146,15 @@ YAML
   done
 }
 total_reads() { local n=0; for u in "${urls[@]}"; do n=$((n + $(reads_of "$u"))); done; echo "$n"; }
+# Reads per replica since the total was $1.
+reads_per_replica_since() { python3 -c "print(f'{($(total_reads) - $1) / 3:g}')"; }
 declare -A run_reads
 for n in 1 10 100; do
   mkdir -p "$work/p$n"
   policies "$n" >"$work/p$n/policies.yaml"
   before=$(total_reads)
   "$bin" --log-level warn run --policies "$work/p$n" --once --output json >/dev/null 2>"$work/run-$n.log"
-  run_reads[$n]=$(python3 -c "print(f'{($(total_reads) - $before) / 3:g}')")
+  run_reads[$n]=$(reads_per_replica_since "$before")
 done
 
 # run --policies at rest, 100 policies
@@ -186,7 +189,7 @@ for n in 1 10 100; do
     [[ $(kubectl get pgr -n "b$n" -o jsonpath='{range .items[*]}{.status.totals.sweeps}{"\n"}{end}' | awk '$1 >= 1' | wc -l) -eq $n ]]
   }
   poll 1500 swept || { echo "bench.sh: not every policy swept" >&2; tail "$work/ctl-$n.log" >&2; exit 1; }
-  ctl_reads[$n]=$(python3 -c "print(f'{($(total_reads) - $before) / 3:g}')")
+  ctl_reads[$n]=$(reads_per_replica_since "$before")
   if ((n == 100)); then
     sleep 15
     ctl_rss=$(rss "$ctl")
@@ -197,11 +200,11 @@ done
 printf '\nPushgateway %s, release build, %s cores, %s\n\n' "$version" "$(nproc)" "$(date -u +%F)"
 printf '| measure | janitor | reference | ratio |\n|---|---|---|---|\n'
 printf '| %s deletes on one replica, defaults, first DELETE to last confirmed, median of %s (fewest deleted %s) | %.2f s | %.2f s at the ceiling (64 parallel keep-alive clients) | %.2fx |\n' \
-  "$groups" "$rounds" "$deleted" "$janitor_s" "$ceiling_s" "$(python3 -c "print($janitor_s / $ceiling_s)")"
+  "$groups" "$rounds" "$deleted" "$janitor_s" "$ceiling_s" "$(ratio "$janitor_s" "$ceiling_s")"
 printf '| the same, whole sweep less its read (plan, deletes, a log line per group, report) | %.2f s | | %.2fx |\n' \
-  "$sweep_s" "$(python3 -c "print($sweep_s / $ceiling_s)")"
+  "$sweep_s" "$(ratio "$sweep_s" "$ceiling_s")"
 printf '| slowest /metrics scrape during those deletes, all rounds | %.3f s | %.3f s at rest | %.2fx |\n' \
-  "$worst" "$rest" "$(python3 -c "print($worst / $rest)")"
+  "$worst" "$rest" "$(ratio "$worst" "$rest")"
 printf '| write queue full during those deletes | %s times | | |\n' "$full"
 for n in 1 10 100; do
   printf '| reads per replica, one cycle, %s policies over 3 replicas | run --once: %s | controller: %s | |\n' \
