@@ -291,11 +291,14 @@ fn clock(response: &Response, url: &Url) -> Result<f64> {
 
 /// Any failure to parse the body is a bad response, a connection that broke off mid-body
 /// included: the replica's answer is unusable either way. serde's message carries line and column.
-fn parse_error(error: serde_json::Error, url: &Url) -> Error {
-    if !error.is_io() {
-        return bad(url, format!("invalid /api/v1/metrics body: {error}"));
-    }
-    let io = std::io::Error::from(error);
+fn parse_error(error: read::ReadError, url: &Url) -> Error {
+    let io = match error {
+        read::ReadError::Io(io) => io,
+        invalid if invalid.is_eof() => {
+            return bad(url, format!("/api/v1/metrics body ends early: {invalid}"));
+        }
+        invalid => return bad(url, format!("invalid /api/v1/metrics body: {invalid}")),
+    };
     let mut message = format!("body broke off: {io}");
     let mut source = io.get_ref().and_then(|inner| inner.source());
     while let Some(cause) = source {

@@ -1,29 +1,30 @@
 //! Streaming parse of `GET /api/v1/metrics`.
 //!
 //! The answer holds every sample of the replica (hundreds of MB on big stores), so it is never
-//! collected: a serde visitor walks `{"status": ..., "data": [GROUP, ...]}` straight off the reader,
-//! keeps per group only its key, push times, `last_push_successful` and the declared TTL, and skips
+//! collected: `{"status": ..., "data": [GROUP, ...]}` is read off the stream one group at a time
+//! (each parsed from memory by serde_json, see [`scan`]); a serde visitor keeps per group only its
+//! key, push times, `last_push_successful` and the declared TTL, and skips
 //! everything else with `IgnoredAny`. Memory grows with the number of groups, not with the body,
 //! and little per group: label names and job names are shared by all groups through one
 //! [`Interner`] per read, object keys are matched without being allocated.
 
 use std::fmt;
-use std::io::BufReader;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
 use futures::Stream;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::model::{Group, Interner, Labels, Naming, UnkeyedGroup};
 use families::{FamilyCount, FamilyValue, Scalar};
 use keys::{Field, GroupField, StringMap};
+pub(crate) use scan::ReadError;
+use scan::Scanner;
 
 mod families;
 mod keys;
-
-/// Read buffer between the byte stream and the JSON parser, which reads byte by byte.
-const READ_BUFFER: usize = 64 * 1024;
+mod scan;
 
 /// What a body held, before the `status` check.
 #[derive(Debug, Default)]
@@ -35,103 +36,176 @@ pub(crate) struct Parsed {
     pub unkeyed: Vec<UnkeyedGroup>,
 }
 
-/// Parses a body as it streams in. serde_json reads synchronously, so it runs on a blocking thread
-/// that pulls chunks from the async stream; only the read buffer and the kept groups are in memory.
+/// Parses a body as it streams in. The scanner reads synchronously, so it runs on a blocking
+/// thread that pulls chunks from the async stream; only the read buffer, one value at a time and
+/// the kept groups are in memory.
 pub(crate) async fn parse_stream<S>(
     body: S,
     ttl_metric: Option<String>,
     naming: Naming,
-) -> serde_json::Result<Parsed>
+) -> Result<Parsed, ReadError>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
     let reader = SyncIoBridge::new(StreamReader::new(body));
-    tokio::task::spawn_blocking(move || {
-        parse(
-            BufReader::with_capacity(READ_BUFFER, reader),
-            ttl_metric.as_deref(),
-            naming,
-        )
-    })
-    .await
-    .unwrap_or_else(|e| match e.try_into_panic() {
-        Ok(panic) => std::panic::resume_unwind(panic),
-        Err(e) => Err(serde_json::Error::io(std::io::Error::other(e))),
-    })
+    tokio::task::spawn_blocking(move || parse(reader, ttl_metric.as_deref(), naming))
+        .await
+        .unwrap_or_else(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => Err(ReadError::Io(std::io::Error::other(e))),
+        })
 }
 
-/// Parses a whole body from a (buffered) reader; trailing garbage is an error. `naming` tells
-/// which grouping keys the replica lets the janitor address.
+/// Parses a whole body, `{"status": ..., "data": [GROUP, ...]}`; trailing garbage is an error.
+/// `naming` tells which grouping keys the replica lets the janitor address.
+///
+/// The object's punctuation is read here; every key and value, and each group of `data`, is
+/// parsed by serde_json (see [`scan`]). Keys are handled in order as serde would hand them to a
+/// visitor: a repeated `data` adds its groups again, a repeated `status` replaces the first.
 pub(crate) fn parse(
     reader: impl std::io::Read,
     ttl_metric: Option<&str>,
     naming: Naming,
-) -> serde_json::Result<Parsed> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let parsed = Body { ttl_metric, naming }.deserialize(&mut de)?;
-    de.end()?;
+) -> Result<Parsed, ReadError> {
+    read_body(Scanner::new(reader), ttl_metric, naming)
+}
+
+fn read_body<R: std::io::Read>(
+    mut s: Scanner<R>,
+    ttl_metric: Option<&str>,
+    naming: Naming,
+) -> Result<Parsed, ReadError> {
+    let mut parsed = Parsed::default();
+    let mut interner = Interner::default();
+    match s.peek()? {
+        Some(b'{') => s.bump(),
+        // serde_json names what it is instead.
+        Some(_) => return s.value(NotAnObject).map(|()| parsed),
+        None => return Err(s.error("EOF while parsing a value", true)),
+    }
+    let mut first = true;
+    loop {
+        match s.peek()? {
+            Some(b'}') if first => break,
+            Some(b'"') if first => {}
+            Some(b',') if !first => {
+                s.bump();
+                match s.peek()? {
+                    Some(b'"') => {}
+                    Some(b'}') => return Err(s.error("trailing comma", false)),
+                    Some(_) => return Err(s.error("key must be a string", false)),
+                    None => return Err(s.error("EOF while parsing an object", true)),
+                }
+            }
+            Some(b'}') => break,
+            Some(_) if first => return Err(s.error("key must be a string", false)),
+            Some(_) => return Err(s.error("expected `,` or `}`", false)),
+            None => return Err(s.error("EOF while parsing an object", true)),
+        }
+        first = false;
+        let key: String = s.value(PhantomData)?;
+        match s.peek()? {
+            Some(b':') => s.bump(),
+            Some(_) => return Err(s.error("expected `:`", false)),
+            None => return Err(s.error("EOF while parsing an object", true)),
+        }
+        match key.as_str() {
+            "status" => parsed.status = Some(s.value(PhantomData)?),
+            "error" => parsed.error = s.value(PhantomData)?,
+            "data" => data(&mut s, ttl_metric, naming, &mut parsed, &mut interner)?,
+            _ => {
+                s.value(PhantomData::<IgnoredAny>)?;
+            }
+        }
+    }
+    s.bump();
+    if s.peek()?.is_some() {
+        return Err(s.error("trailing characters", false));
+    }
     Ok(parsed)
 }
 
-struct Body<'a> {
-    ttl_metric: Option<&'a str>,
+/// The value of `data` (its first byte is next): `null`, or an array of groups, each parsed on
+/// its own and pushed into `parsed` as it comes.
+fn data<R: std::io::Read>(
+    s: &mut Scanner<R>,
+    ttl_metric: Option<&str>,
     naming: Naming,
+    parsed: &mut Parsed,
+    interner: &mut Interner,
+) -> Result<(), ReadError> {
+    if s.peek()? != Some(b'[') {
+        // An unsuccessful answer carries `"data": null`; anything else is named by serde_json.
+        return s.value(NullData);
+    }
+    s.bump();
+    let mut first = true;
+    loop {
+        match s.peek()? {
+            Some(b']') if first => break,
+            Some(b',') if !first => {
+                s.bump();
+                match s.peek()? {
+                    Some(b']') => return Err(s.error("trailing comma", false)),
+                    Some(_) => {}
+                    None => return Err(s.error("EOF while parsing a list", true)),
+                }
+            }
+            Some(b']') => break,
+            Some(_) if first => {}
+            Some(_) => return Err(s.error("expected `,` or `]`", false)),
+            None => return Err(s.error("EOF while parsing a list", true)),
+        }
+        first = false;
+        let mut seed = RawGroupSeed {
+            ttl_metric,
+            interner: &mut *interner,
+        };
+        let raw = if s.peek()? == Some(b'{') {
+            s.object(&mut seed)?
+        } else {
+            // Not a group: serde_json says what it is instead.
+            s.value(&mut seed)?
+        };
+        match raw.into_group(naming) {
+            Ok(group) => parsed.groups.push(group),
+            Err(unkeyed) => parsed.unkeyed.push(unkeyed),
+        }
+    }
+    s.bump();
+    // The groups stay for the whole sweep: give back what growing the vector left over.
+    parsed.groups.shrink_to_fit();
+    Ok(())
 }
 
-impl<'de> DeserializeSeed<'de> for Body<'_> {
-    type Value = Parsed;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+/// A body that is not an object: only its error is wanted.
+struct NotAnObject;
+
+impl<'de> DeserializeSeed<'de> for NotAnObject {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Body<'_> {
-    type Value = Parsed;
+impl<'de> Visitor<'de> for NotAnObject {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(r#"an object {"status": ..., "data": [...]}"#)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
-        let mut parsed = Parsed::default();
-        let mut interner = Interner::default();
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "status" => parsed.status = Some(map.next_value()?),
-                "error" => parsed.error = map.next_value::<Option<String>>()?,
-                "data" => {
-                    let seed = Data {
-                        ttl_metric: self.ttl_metric,
-                        naming: self.naming,
-                        parsed: &mut parsed,
-                        interner: &mut interner,
-                    };
-                    map.next_value_seed(seed)?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(parsed)
-    }
 }
 
-/// The `data` array; pushes each group into `parsed` as it goes.
-struct Data<'a, 'p> {
-    ttl_metric: Option<&'a str>,
-    naming: Naming,
-    parsed: &'p mut Parsed,
-    interner: &'p mut Interner,
-}
+/// A `data` that is not an array: `null` is fine, anything else is an error.
+struct NullData;
 
-impl<'de> DeserializeSeed<'de> for Data<'_, '_> {
+impl<'de> DeserializeSeed<'de> for NullData {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        // An unsuccessful answer carries `"data": null`.
         d.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for Data<'_, '_> {
+impl<'de> Visitor<'de> for NullData {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of groups")
@@ -141,26 +215,6 @@ impl<'de> Visitor<'de> for Data<'_, '_> {
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let ttl_metric = self.ttl_metric;
-        loop {
-            let interner = &mut *self.interner;
-            let Some(raw) = seq.next_element_seed(RawGroupSeed {
-                ttl_metric,
-                interner,
-            })?
-            else {
-                break;
-            };
-            match raw.into_group(self.naming) {
-                Ok(group) => self.parsed.groups.push(group),
-                Err(unkeyed) => self.parsed.unkeyed.push(unkeyed),
-            }
-        }
-        // The groups stay for the whole sweep: give back what growing the vector left over.
-        self.parsed.groups.shrink_to_fit();
-        Ok(())
     }
 }
 
@@ -213,19 +267,21 @@ fn unkeyed(why: impl Into<String>) -> UnkeyedGroup {
     UnkeyedGroup { why: why.into() }
 }
 
+/// Reads one group; used as `&mut RawGroupSeed`, so a parse that must start over (the group went
+/// on past the read buffer) takes the same seed again.
 struct RawGroupSeed<'a, 'i> {
     ttl_metric: Option<&'a str>,
     interner: &'i mut Interner,
 }
 
-impl<'de> DeserializeSeed<'de> for RawGroupSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for &mut RawGroupSeed<'_, '_> {
     type Value = RawGroup;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawGroup, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for RawGroupSeed<'_, '_> {
+impl<'de> Visitor<'de> for &mut RawGroupSeed<'_, '_> {
     type Value = RawGroup;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a group object")
@@ -238,7 +294,9 @@ impl<'de> Visitor<'de> for RawGroupSeed<'_, '_> {
         // Go sorts the keys, so `labels` may come after families: read in any order.
         while let Some(key) = map.next_key_seed(field)? {
             match key {
-                Field::Labels => raw.labels = Some(map.next_value_seed(StringMap(self.interner))?),
+                Field::Labels => {
+                    raw.labels = Some(map.next_value_seed(StringMap(&mut *self.interner))?)
+                }
                 Field::LastPushSuccessful => {
                     raw.last_push_successful = map.next_value::<Scalar>()?.as_bool()
                 }

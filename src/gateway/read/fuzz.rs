@@ -6,6 +6,7 @@
 //! Short by default for CI; a longer run: `PGW_JANITOR_FUZZ_CASES=20000 cargo test --lib fuzz`.
 
 use proptest::prelude::*;
+use serde::de::IgnoredAny;
 
 use super::*;
 
@@ -20,6 +21,20 @@ const CORPUS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The byte offset of a (line, column) position as serde_json gives them.
+fn offset(body: &[u8], line: usize, column: usize) -> usize {
+    let start = match line {
+        0 | 1 => 0,
+        n => body
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(n - 2)
+            .map_or(body.len(), |(i, _)| i + 1),
+    };
+    start + column
+}
+
 /// Cases per property: `PGW_JANITOR_FUZZ_CASES`, else `default` (kept small for CI).
 pub(crate) fn cases(default: u32) -> u32 {
     std::env::var("PGW_JANITOR_FUZZ_CASES")
@@ -28,7 +43,7 @@ pub(crate) fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-fn read_bytes(body: &[u8], naming: Naming) -> serde_json::Result<Parsed> {
+fn read_bytes(body: &[u8], naming: Naming) -> Result<Parsed, ReadError> {
     parse(body, Some("ttl_seconds"), naming)
 }
 
@@ -52,7 +67,7 @@ fn assert_bounded(body: &[u8], parsed: &Parsed) -> Result<(), TestCaseError> {
 }
 
 /// An error names what went wrong and where.
-fn assert_clear(err: &serde_json::Error) -> Result<(), TestCaseError> {
+fn assert_clear(err: &ReadError) -> Result<(), TestCaseError> {
     let message = err.to_string();
     prop_assert!(!message.is_empty());
     if !err.is_io() {
@@ -61,12 +76,76 @@ fn assert_clear(err: &serde_json::Error) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The longest values the scanner parses from memory in [`check`]: every value streams, most do,
+/// a few do.
+const LIMITS: [usize; 3] = [1, 16, 200];
+
 fn check(body: &[u8]) -> Result<(), TestCaseError> {
+    // What serde_json, reading the whole body at once, thinks of it as JSON.
+    let json = serde_json::from_slice::<IgnoredAny>(body);
     for naming in [Naming::Legacy, Naming::Utf8, Naming::Unknown] {
-        match read_bytes(body, naming) {
-            Ok(parsed) => assert_bounded(body, &parsed)?,
-            Err(e) => assert_clear(&e)?,
+        let read = read_bytes(body, naming);
+        match &read {
+            Ok(parsed) => {
+                assert_bounded(body, parsed)?;
+                prop_assert!(json.is_ok(), "accepted what is not JSON: {:?}", json);
+            }
+            Err(e) => assert_clear(e)?,
         }
+        // Streamed or from memory, a value reads the same: same groups, same error, same place.
+        for limit in LIMITS {
+            let small = read_body(
+                Scanner::with_limit(body, limit),
+                Some("ttl_seconds"),
+                naming,
+            );
+            assert_same(body, &small, &read, limit)?;
+        }
+    }
+    Ok(())
+}
+
+/// Two reads of `body` agree. serde_json's place of an error differs by one byte between reading
+/// a stream and a slice (the stream counts a byte it only peeked at, a newline too), so theirs may.
+fn assert_same(
+    body: &[u8],
+    a: &Result<Parsed, ReadError>,
+    b: &Result<Parsed, ReadError>,
+    limit: usize,
+) -> Result<(), TestCaseError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            prop_assert_eq!(&a.status, &b.status, "limit {}", limit);
+            prop_assert_eq!(&a.error, &b.error, "limit {}", limit);
+            prop_assert_eq!(&a.groups, &b.groups, "limit {}", limit);
+            prop_assert_eq!(&a.unkeyed, &b.unkeyed, "limit {}", limit);
+        }
+        (
+            Err(ReadError::Invalid {
+                message: m1,
+                line: l1,
+                column: c1,
+                eof: e1,
+            }),
+            Err(ReadError::Invalid {
+                message: m2,
+                line: l2,
+                column: c2,
+                eof: e2,
+            }),
+        ) => {
+            let context = format!("limit {limit}: {a:?} against {b:?}");
+            prop_assert!(m1 == m2 && e1 == e2, "{}", context);
+            let (at1, at2) = (offset(body, *l1, *c1), offset(body, *l2, *c2));
+            prop_assert!(at1.abs_diff(at2) <= 1, "{}", context);
+        }
+        _ => prop_assert!(
+            false,
+            "limit {}: {:?} against {:?}",
+            limit,
+            a.as_ref().err(),
+            b.as_ref().err()
+        ),
     }
     Ok(())
 }

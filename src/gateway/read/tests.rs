@@ -43,7 +43,7 @@ fn chunks(body: &str, size: usize) -> impl Stream<Item = std::io::Result<Bytes>>
     stream::iter(pieces)
 }
 
-async fn parse_chunked(body: &str, size: usize, ttl: Option<&str>) -> serde_json::Result<Parsed> {
+async fn parse_chunked(body: &str, size: usize, ttl: Option<&str>) -> Result<Parsed, ReadError> {
     parse_stream(chunks(body, size), ttl.map(str::to_owned), Naming::Legacy).await
 }
 
