@@ -209,12 +209,16 @@ fn collisions(groups: &[Group]) -> HashMap<usize, usize> {
 /// Marks copies that another replica holds fresher by more than `grace` seconds. Ages are compared,
 /// each on its own replica's clock, never push times across replicas.
 pub(super) fn mark_superseded(grace: f64, replicas: &mut [Option<Replica<'_>>]) {
-    let mut survivors: HashMap<&Labels, Vec<(usize, f64)>> = HashMap::new();
+    // One replica read: nothing else can hold a fresher copy.
+    if replicas.iter().flatten().count() < 2 {
+        return;
+    }
+    let mut survivors: HashMap<&Labels, Freshest> = HashMap::new();
     for (r, rep) in replicas.iter().enumerate() {
         for g in rep.iter().flat_map(|rep| &rep.groups) {
             if let (true, Some(age)) = (g.survives(), g.age) {
                 let group: &Group = g.group;
-                survivors.entry(&group.labels).or_default().push((r, age));
+                survivors.entry(&group.labels).or_default().offer((r, age));
             }
         }
     }
@@ -223,18 +227,49 @@ pub(super) fn mark_superseded(grace: f64, replicas: &mut [Option<Replica<'_>>]) 
             let Some(age) = g.age.filter(|_| g.poison_with.is_none() && !g.expired()) else {
                 continue;
             };
-            let freshest = survivors
-                .get(&g.group.labels)
-                .into_iter()
-                .flatten()
-                .filter(|(other, _)| *other != r)
-                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-            if let Some(&(other, other_age)) = freshest {
+            let freshest = survivors.get(&g.group.labels).and_then(|f| f.other_than(r));
+            if let Some((other, other_age)) = freshest {
                 if other_age < age - grace {
                     g.superseded_by = Some((other, age - other_age));
                 }
             }
         }
+    }
+}
+
+/// The two youngest surviving copies of one key (replica, age): enough to name, for each replica,
+/// the youngest copy on another one, as a replica holds a key once.
+#[derive(Default)]
+struct Freshest {
+    first: Option<(usize, f64)>,
+    second: Option<(usize, f64)>,
+}
+
+impl Freshest {
+    /// Younger first; of the same age, the lower replica index.
+    fn younger(a: (usize, f64), b: (usize, f64)) -> bool {
+        a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)).is_lt()
+    }
+
+    fn offer(&mut self, copy: (usize, f64)) {
+        match self.first {
+            Some(first) if !Self::younger(copy, first) => {
+                if self.second.is_none_or(|second| Self::younger(copy, second)) {
+                    self.second = Some(copy);
+                }
+            }
+            _ => {
+                self.second = self.first;
+                self.first = Some(copy);
+            }
+        }
+    }
+
+    fn other_than(&self, replica: usize) -> Option<(usize, f64)> {
+        [self.first, self.second]
+            .into_iter()
+            .flatten()
+            .find(|&(r, _)| r != replica)
     }
 }
 
@@ -250,4 +285,38 @@ fn examples(keys: &[&Labels]) -> String {
         out.push("…".into());
     }
     out.join(", ")
+}
+
+#[cfg(test)]
+mod freshest_tests {
+    use proptest::prelude::*;
+
+    use super::Freshest;
+
+    proptest! {
+        /// The two kept copies name, for every replica, the copy a search of them all would.
+        #[test]
+        fn the_youngest_other_copy_is_the_one_a_full_search_finds(
+            ages in prop::collection::vec(prop::option::of(prop_oneof![
+                Just(0.0), Just(5.0), Just(-1.0), Just(f64::NAN), 0.0f64..100.0,
+            ]), 0..6),
+        ) {
+            // Replica i holds the key when ages[i] is some: a replica holds a key at most once.
+            let copies: Vec<(usize, f64)> =
+                ages.iter().enumerate().filter_map(|(r, a)| a.map(|a| (r, a))).collect();
+            let mut freshest = Freshest::default();
+            for &copy in &copies {
+                freshest.offer(copy);
+            }
+            for r in 0..ages.len() + 1 {
+                let want = copies
+                    .iter()
+                    .filter(|(other, _)| *other != r)
+                    .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+                    .copied();
+                let got = freshest.other_than(r);
+                prop_assert_eq!(format!("{got:?}"), format!("{want:?}"), "replica {}", r);
+            }
+        }
+    }
 }
