@@ -62,6 +62,7 @@ impl Gateway {
         let url = self.endpoint("api/v1/metrics")?;
         let ttl_metric = ttl_metric.map(str::to_owned);
         self.bounded(&url, async {
+            let started = std::time::Instant::now();
             let request = self
                 .http
                 .get(url.clone())
@@ -69,6 +70,12 @@ impl Gateway {
             let response = send(request, &url).await?;
             let response = expect_success(response, &url).await?;
             let clock = clock(&response, &url)?;
+            // A gateway builds its whole answer before it sends it: most of a read is this wait.
+            tracing::debug!(
+                url = %redact_url(&url),
+                seconds = started.elapsed().as_secs_f64(),
+                "answer started"
+            );
 
             // The abort guard ends the body stream when this future is dropped (timeout or a
             // cancelled caller): the blocking parser then sees EOF and its thread is released
@@ -86,6 +93,12 @@ impl Gateway {
             let parsed = read::parse_stream(body, ttl_metric, naming)
                 .await
                 .map_err(|e| parse_error(e, &url))?;
+            tracing::debug!(
+                url = %redact_url(&url),
+                seconds = started.elapsed().as_secs_f64(),
+                groups = parsed.groups.len(),
+                "answer read"
+            );
 
             match parsed.status.as_deref() {
                 Some("success") => Ok(Snapshot {

@@ -330,3 +330,29 @@ async fn series_are_counted_per_pushed_family_without_the_gateways_own() {
         assert_eq!(series, [5, 1, 0], "ttl metric {ttl_metric:?}");
     }
 }
+
+#[tokio::test]
+async fn an_error_in_a_later_group_names_its_place_in_the_whole_body() {
+    // Each group is parsed on its own; the error's line and column must still be the body's,
+    // as serde_json gives them when it parses the whole body at once.
+    let first = group(r#"{"job":"a"}"#, "1", "");
+    let cases = [
+        (r#""value":"2""#, r#""value":x"#),
+        (r#""job":"b""#, r#""job":"b\q""#),
+        (
+            "\"last_push_successful\":true",
+            "\"last_push_successful\":tru",
+        ),
+    ];
+    for (from, to) in cases {
+        let second = group(r#"{"job":"b"}"#, "2", "").replacen(from, to, 1);
+        for sep in [",", ",\n  ", "\n,\n"] {
+            let body = format!(r#"{{"status":"success","data":[{first}{sep}{second}]}}"#);
+            let want = serde_json::from_str::<serde_json::Value>(&body).unwrap_err();
+            for size in [5, 4096] {
+                let err = parse_chunked(&body, size, None).await.unwrap_err();
+                assert_eq!(err.to_string(), want.to_string(), "{body:?} in {size}s");
+            }
+        }
+    }
+}
