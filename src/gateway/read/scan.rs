@@ -262,7 +262,9 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Reads more bytes behind the unconsumed ones, which move to the front, growing the buffer
-    /// when they fill it. False when the body has ended or the buffer is at the limit.
+    /// when they fill it, and fills it: an object that did not fit is parsed again only once the
+    /// buffer is full or the body has ended (a stream that trickles a byte at a time must not make
+    /// each byte a new parse of it). False when the body has ended or the buffer is at the limit.
     fn extend(&mut self) -> io::Result<bool> {
         if self.eof {
             return Ok(false);
@@ -277,7 +279,9 @@ impl<R: Read> Scanner<R> {
             let grown = (self.buf.len() * 2).min(self.limit);
             self.buf.resize(grown, 0);
         }
-        Ok(self.read_more()? > 0)
+        let before = self.end;
+        while self.end < self.buf.len() && self.read_more()? > 0 {}
+        Ok(self.end > before)
     }
 
     /// Consumes `n` buffered bytes.
@@ -455,6 +459,40 @@ mod tests {
         }
         assert_eq!(end_of_first(r#"{"a":"#, 2), None);
         assert_eq!(end_of_first(r#""a\"#, 1), None);
+    }
+
+    /// Gives one byte per read, like a replica sending its body a byte at a time.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(1);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn more_bytes_for_an_object_fill_the_buffer_however_they_trickle_in() {
+        let body = vec![b' '; 3 * READ_BUFFER + 1];
+        let mut s = Scanner::new(Trickle(&body));
+        assert!(s.fill().unwrap());
+        s.advance(1);
+        assert!(s.extend().unwrap());
+        assert_eq!(
+            (s.pos, s.end),
+            (0, READ_BUFFER),
+            "moved to the front and filled"
+        );
+        s.advance(READ_BUFFER);
+        assert!(s.extend().unwrap());
+        assert_eq!(s.end, READ_BUFFER);
+        // Full of unconsumed bytes: it grows, and fills again.
+        assert!(s.extend().unwrap());
+        assert_eq!((s.end, s.buf.len()), (2 * READ_BUFFER, 2 * READ_BUFFER));
+        s.advance(2 * READ_BUFFER);
+        assert!(!s.extend().unwrap(), "the body has ended");
     }
 
     #[test]
