@@ -20,7 +20,7 @@ use crate::model::{Group, Interner, Labels, Naming, UnkeyedGroup};
 use families::{FamilyCount, FamilyValue, Scalar};
 use keys::{Field, GroupField, StringMap};
 pub(crate) use scan::ReadError;
-use scan::Scanner;
+use scan::{Scanner, Within};
 
 mod families;
 mod keys;
@@ -84,24 +84,7 @@ fn read_body<R: std::io::Read>(
         None => return Err(s.error("EOF while parsing a value", true)),
     }
     let mut first = true;
-    loop {
-        match s.peek()? {
-            Some(b'}') if first => break,
-            Some(b'"') if first => {}
-            Some(b',') if !first => {
-                s.bump();
-                match s.peek()? {
-                    Some(b'"') => {}
-                    Some(b'}') => return Err(s.error("trailing comma", false)),
-                    Some(_) => return Err(s.error("key must be a string", false)),
-                    None => return Err(s.error("EOF while parsing an object", true)),
-                }
-            }
-            Some(b'}') => break,
-            Some(_) if first => return Err(s.error("key must be a string", false)),
-            Some(_) => return Err(s.error("expected `,` or `}`", false)),
-            None => return Err(s.error("EOF while parsing an object", true)),
-        }
+    while s.next_item(Within::Object, first)? {
         first = false;
         let key: String = s.value(PhantomData)?;
         match s.peek()? {
@@ -118,7 +101,6 @@ fn read_body<R: std::io::Read>(
             }
         }
     }
-    s.bump();
     if s.peek()?.is_some() {
         return Err(s.error("trailing characters", false));
     }
@@ -140,22 +122,7 @@ fn data<R: std::io::Read>(
     }
     s.bump();
     let mut first = true;
-    loop {
-        match s.peek()? {
-            Some(b']') if first => break,
-            Some(b',') if !first => {
-                s.bump();
-                match s.peek()? {
-                    Some(b']') => return Err(s.error("trailing comma", false)),
-                    Some(_) => {}
-                    None => return Err(s.error("EOF while parsing a list", true)),
-                }
-            }
-            Some(b']') => break,
-            Some(_) if first => {}
-            Some(_) => return Err(s.error("expected `,` or `]`", false)),
-            None => return Err(s.error("EOF while parsing a list", true)),
-        }
+    while s.next_item(Within::List, first)? {
         first = false;
         let mut seed = RawGroupSeed {
             ttl_metric,
@@ -172,7 +139,6 @@ fn data<R: std::io::Read>(
             Err(unkeyed) => parsed.unkeyed.push(unkeyed),
         }
     }
-    s.bump();
     // The groups stay for the whole sweep: give back what growing the vector left over.
     parsed.groups.shrink_to_fit();
     Ok(())

@@ -195,6 +195,15 @@ fn ends_scalar(b: u8) -> bool {
     )
 }
 
+/// The container whose items [`Scanner::next_item`] steps between.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Within {
+    /// An object: each item starts with a string key; it closes with `}`.
+    Object,
+    /// A list (an array): it closes with `]`.
+    List,
+}
+
 /// The body's bytes as they come, and the position of the next one.
 pub(super) struct Scanner<R> {
     reader: R,
@@ -327,6 +336,39 @@ impl<R: Read> Scanner<R> {
             line: self.line,
             column: self.column + usize::from(!at_end),
             eof: at_end,
+        }
+    }
+
+    /// Steps over the punctuation before the next item of an object or list, as serde_json
+    /// would: true when an item (for an object, its key) is next; false when the container has
+    /// ended, its closing byte consumed. `first` is whether no item has been read yet.
+    pub(super) fn next_item(&mut self, within: Within, first: bool) -> Result<bool, ReadError> {
+        let (close, expected, eof) = match within {
+            Within::Object => (b'}', "expected `,` or `}`", "EOF while parsing an object"),
+            Within::List => (b']', "expected `,` or `]`", "EOF while parsing a list"),
+        };
+        let mut next = self.peek()?;
+        match next {
+            Some(b) if b == close => {
+                self.bump();
+                return Ok(false);
+            }
+            Some(b',') if !first => {
+                self.bump();
+                next = self.peek()?;
+                if next == Some(close) {
+                    return Err(self.error("trailing comma", false));
+                }
+            }
+            Some(_) if !first => return Err(self.error(expected, false)),
+            _ => {}
+        }
+        match next {
+            Some(b) if within == Within::Object && b != b'"' => {
+                Err(self.error("key must be a string", false))
+            }
+            Some(_) => Ok(true),
+            None => Err(self.error(eof, true)),
         }
     }
 
