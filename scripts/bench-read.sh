@@ -14,11 +14,14 @@
 #                                  target/test-deps/bin/pushgateway is 1.11.3)
 #   ROUNDS                         curl/janitor pairs to run (default 9: the gateway's own time
 #                                  varies by 20 % from one answer to the next)
+#   SETTLE                         seconds of rest before each measured request (default 2), so the
+#                                  gateway's collection of the last answer's garbage is over
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups=${1:-101000}
 series=${2:-11}
 rounds=${ROUNDS:-9}
+settle=${SETTLE:-2}
 gateway=${PGW_JANITOR_BENCH_PUSHGATEWAY:-prometheus-pushgateway}
 
 need=()
@@ -66,6 +69,7 @@ encoding=$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$url/api/v1/met
 # One measured command: "<wall s> <max RSS KiB> <CPU s>" on stdout; its own output in $work/out
 # and $work/err.
 measure() {
+  sleep "$settle"
   /usr/bin/time -f '%e %M %U+%S' -o "$work/time" timeout 300 "$@" >"$work/out" 2>"$work/err" || {
     cat "$work/err" >&2
     exit 1
@@ -122,7 +126,7 @@ janitor_wall=$(median "${janitor_walls[@]}")
 curl_tail=$(median "${curl_tails[@]}")
 janitor_tail=$(median "${janitor_tails[@]}")
 
-echo "gateway $version, body content-encoding when gzip is asked: ${encoding:-none}, $rounds rounds"
+echo "gateway $version, body content-encoding when gzip is asked: ${encoding:-none}, $rounds rounds, ${settle}s of rest before each"
 echo "| groups | series | body MiB | curl wall s | janitor wall s | ratio | curl after the first byte s | janitor after the first byte s | janitor max RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
 awk -v g="$groups" -v s="$series" -v b="$body" -v c="$curl_wall" -v j="$janitor_wall" -v r="$rss" \
