@@ -63,7 +63,19 @@ async fn progress_is_logged_at_a_steady_interval_when_stderr_is_no_terminal() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["target"] == "pgw_janitor::progress" && l["task"] == "delete")
         .collect();
-    assert!(!lines.is_empty(), "no progress line");
+    // 300 deletes at 100 a second take three seconds: several reports every half second.
+    assert!(lines.len() >= 2, "fewer than two progress lines: {lines:?}");
+    let at: Vec<jiff::Timestamp> = lines
+        .iter()
+        .map(|l| l["timestamp"].as_str().expect("timestamp").parse().unwrap())
+        .collect();
+    for pair in at.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).as_secs_f64();
+        // Never more often than the interval (a little slack for the timer's rounding).
+        assert!(gap >= 0.45, "progress lines {gap}s apart, interval 0.5s: {lines:?}");
+    }
+    let done: Vec<u64> = lines.iter().map(|l| l["done"].as_u64().unwrap()).collect();
+    assert!(done.windows(2).all(|d| d[0] <= d[1]), "done went back: {done:?}");
     for l in &lines {
         assert_eq!(l["total"], GROUPS, "{l}");
         let done = l["done"].as_u64().unwrap();
