@@ -1,8 +1,8 @@
 //! What one sweep did, in a stable shape: rendered as a table for people or as JSON for machines.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::discover::Refused;
 use crate::model::Labels;
@@ -24,6 +24,83 @@ pub mod exit {
     /// The janitor itself could not start: it cannot listen on its address, install a signal
     /// handler, or build its Kubernetes client.
     pub const STARTUP: i32 = 4;
+}
+
+/// An error as a report carries it, in two forms: `detail`, everything known (a remote's words
+/// included), for the CLI's report and the logs; `public`, only what the janitor wrote
+/// ([`Error::public`](crate::Error::public)), for a policy's status and events. It shows and
+/// serialises as `detail`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    detail: String,
+    public: String,
+}
+
+impl Failure {
+    /// `error`, after the janitor's own words saying what was being done.
+    pub fn of(context: &str, error: &crate::Error) -> Failure {
+        Failure {
+            detail: format!("{context}: {error}"),
+            public: format!("{context}: {}", error.public()),
+        }
+    }
+
+    /// Text the janitor wrote around a failure it had in two forms.
+    pub fn both(detail: String, public: String) -> Failure {
+        Failure { detail, public }
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    pub fn public(&self) -> &str {
+        &self.public
+    }
+}
+
+impl From<&crate::Error> for Failure {
+    fn from(error: &crate::Error) -> Failure {
+        Failure {
+            detail: error.to_string(),
+            public: error.public(),
+        }
+    }
+}
+
+/// Text the janitor wrote itself: the same in both forms.
+impl From<String> for Failure {
+    fn from(text: String) -> Failure {
+        Failure {
+            public: text.clone(),
+            detail: text,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(text: &str) -> Failure {
+        Failure::from(text.to_string())
+    }
+}
+
+impl std::ops::Deref for Failure {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl Serialize for Failure {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.detail)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +133,7 @@ pub enum ReplicaState {
 pub struct ReplicaReport {
     pub url: String,
     pub state: ReplicaState,
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     /// Groups read on the replica; `null` when it could not be read (never 0 for "unknown").
     pub groups: Option<usize>,
     /// Groups whose key the gateway's API could not give; reported, never touched.
@@ -125,7 +202,7 @@ pub struct ActionReport {
     pub outcome: Outcome,
     /// Why it was decided, for people.
     pub detail: String,
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -144,7 +221,7 @@ pub struct Summary {
     pub refused: usize,
     pub guard: Option<GuardReport>,
     /// A failure that stopped the run before any replica was read (discovery).
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     pub exit_code: i32,
 }
 
@@ -244,7 +321,7 @@ impl SweepReport {
                         .map(|g| g.to_string())
                         .unwrap_or_else(|| "?".into()),
                     r.version.clone().unwrap_or_else(|| "-".into()),
-                    r.error.clone().unwrap_or_default(),
+                    r.error.as_deref().unwrap_or_default().to_string(),
                 ]
             })
             .collect();
