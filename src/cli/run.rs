@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::controller::EgressArgs;
 use crate::cli::sweep::{OutputFormat, TuningArgs};
 use crate::duration::parse_duration;
 use crate::policy::Door;
@@ -42,6 +43,9 @@ pub struct RunArgs {
     /// On SIGTERM or SIGINT, how long to let sweeps in flight finish before exiting.
     #[arg(long, env = "PGW_JANITOR_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
+    /// The same allow-list as the controller's: the policy files may come from many teams.
+    #[command(flatten)]
+    pub egress: EgressArgs,
     #[command(flatten)]
     pub tuning: TuningArgs,
 }
@@ -65,6 +69,7 @@ impl RunArgs {
             shutdown_timeout: self.shutdown_timeout,
             tuning,
             timeouts: self.tuning.timeouts(),
+            egress: self.egress.egress()?,
         })
     }
 }

@@ -134,6 +134,7 @@ async fn a_service_source_without_a_cluster_is_the_users_error() {
     let clients = Clients {
         prometheus: reqwest::Client::new(),
         gateway: engine().private_access(reqwest::Client::new()),
+        egress: std::sync::Arc::new(Egress::open()),
     };
     let e = replicas(&policy, &clients, timeouts(), None)
         .await
@@ -162,6 +163,7 @@ async fn a_remote_that_is_down_names_the_cause_not_only_the_wrapper() {
     let clients = Clients {
         prometheus: reqwest::Client::new(),
         gateway: engine().private_access(reqwest::Client::new()),
+        egress: std::sync::Arc::new(Egress::open()),
     };
     let url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
     let gateway =

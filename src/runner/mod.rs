@@ -39,6 +39,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     pub tuning: Tuning,
     pub timeouts: Timeouts,
+    /// The admin's allow-list of where policies' requests may go.
+    pub egress: Arc<crate::http::Egress>,
 }
 
 /// How `--once` prints its reports.
@@ -253,7 +255,10 @@ pub async fn main(args: &Options) -> i32 {
         },
         timeouts: args.timeouts,
         metrics,
-        engine: Engine::new(Settings::from_tuning(&tuning)),
+        engine: Engine::new(Settings {
+            egress: args.egress.clone(),
+            ..Settings::from_tuning(&tuning)
+        }),
     };
     if args.once {
         let (active, suspended): (Vec<_>, Vec<_>) =
