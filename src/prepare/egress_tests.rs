@@ -162,3 +162,38 @@ async fn a_client_never_connects_to_a_name_resolving_outside_the_list() {
     assert!(reason.starts_with("address not allowed"), "{reason}: {e:?}");
     assert_untouched(&listener);
 }
+
+#[tokio::test]
+async fn a_service_source_outside_the_allowed_namespaces_is_refused_before_any_api_call() {
+    // An API server that is never answered: the refusal must come before any call to it.
+    let (service, _handle) = tower_test::mock::pair::<
+        axum::http::Request<kube::client::Body>,
+        axum::http::Response<kube::client::Body>,
+    >();
+    let cluster = Cluster {
+        client: kube::Client::new(service, "team-a"),
+        namespace: "team-a".into(),
+    };
+    let mut policy = static_policy(&["http://127.0.0.1:9/".into()]);
+    policy.source = SourceSpec::Service {
+        name: "pgw".into(),
+        port: None,
+        instance_url: crate::discover::InstanceUrl::default(),
+    };
+    let egress = Arc::new(
+        Egress::new(&EgressInput {
+            service_namespaces: vec!["monitoring".into()],
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let e = tokio::time::timeout(
+        Duration::from_secs(5),
+        replicas(&policy, &clients(egress), timeouts(), Some(&cluster)),
+    )
+    .await
+    .expect("no API call was waited for")
+    .unwrap_err();
+    assert_eq!(e.field(), Some(Field::ServiceName), "{e}");
+    assert!(e.public().contains("team-a"), "{e}");
+}
