@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// references.
     #[arg(long, env = "PGW_JANITOR_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Secrets laid out per namespace, `DIR/<namespace>/<secret name>/<key>`: each policy reads
+    /// only its own namespace's, as in a cluster (for policy files from many teams).
+    #[arg(long, env = "PGW_JANITOR_SECRETS_BY_NAMESPACE")]
+    pub secrets_by_namespace: bool,
     /// The shortest TTL any policy may use, whatever its `minTtl` says.
     #[arg(long, env = "PGW_JANITOR_MIN_TTL", value_parser = parse_duration, default_value = "1m")]
     pub min_ttl: Duration,
@@ -59,6 +63,7 @@ impl RunArgs {
             policies: self.policies.clone(),
             listen: self.listen,
             secrets_dir: self.secrets_dir.clone(),
+            secrets_by_namespace: self.secrets_by_namespace,
             min_ttl: self.min_ttl,
             once: self.once,
             output: match self.output {

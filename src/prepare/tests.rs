@@ -82,6 +82,7 @@ async fn a_missing_secret_is_the_same_failure_from_every_source() {
         &spec_with_token("absent"),
         &DirSecrets {
             dir: Some(dir.path().into()),
+            namespace: None,
         },
         timeouts(),
     )
@@ -108,6 +109,7 @@ async fn a_found_secret_makes_a_client_and_a_bad_ca_names_its_field() {
     std::fs::write(dir.path().join("tok/ca"), "not a pem").unwrap();
     let secrets = DirSecrets {
         dir: Some(dir.path().into()),
+        namespace: None,
     };
     let mut policy = spec_with_token("tok");
     clients(&engine(), &policy, &secrets, timeouts())

@@ -30,6 +30,8 @@ pub struct Options {
     pub policies: PathBuf,
     pub listen: SocketAddr,
     pub secrets_dir: Option<PathBuf>,
+    /// Secrets under `DIR/<namespace>/`, each policy only its own namespace's.
+    pub secrets_by_namespace: bool,
     /// The shortest TTL any policy gets, whatever its `minTtl` says.
     pub min_ttl: Duration,
     pub once: bool,
@@ -79,6 +81,8 @@ impl RunnablePolicy {
 #[derive(Clone)]
 pub struct Context {
     pub secrets: DirSecrets,
+    /// Each policy reads only `DIR/<its namespace>/<secret>/<key>`.
+    pub secrets_by_namespace: bool,
     pub timeouts: Timeouts,
     pub metrics: Arc<Metrics>,
     /// One engine for every policy: shared reads and one delete budget per replica.
@@ -135,13 +139,10 @@ pub async fn sweep_policy(
     starts: &mut StartTimes,
 ) -> SweepReport {
     let sweep = &policy.checked.sweep;
-    let prepared = prepare::prepare(
-        &ctx.engine,
-        &policy.checked,
-        &ctx.secrets,
-        ctx.timeouts,
-        None,
-    );
+    let secrets = ctx
+        .secrets
+        .for_namespace(&policy.namespace, ctx.secrets_by_namespace);
+    let prepared = prepare::prepare(&ctx.engine, &policy.checked, &secrets, ctx.timeouts, None);
     let report = match prepared.await {
         Ok(prepared) => {
             let mut report =
@@ -252,7 +253,9 @@ pub async fn main(args: &Options) -> i32 {
     let ctx = Context {
         secrets: DirSecrets {
             dir: args.secrets_dir.clone(),
+            namespace: None,
         },
+        secrets_by_namespace: args.secrets_by_namespace,
         timeouts: args.timeouts,
         metrics,
         engine: Engine::new(Settings {
