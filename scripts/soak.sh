@@ -25,6 +25,9 @@ for b in "$gateway_bin" "$prometheus_bin" nginx curl python3; do
 done
 cargo build -q --bin pushgateway-janitor
 janitor=target/debug/pushgateway-janitor
+# Every gateway here listens on loopback, which `run` and the controller refuse without an
+# allow-list that admits it.
+export PGW_JANITOR_ALLOW_CIDRS=127.0.0.0/8
 # A real kube-apiserver for the controller half (KUBE_TESTSERVER_SH points at another copy).
 kube_testserver=${KUBE_TESTSERVER_SH:-scripts/kube-testserver.sh}
 

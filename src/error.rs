@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+mod public;
+
 use crate::policy::{Door, Field};
 use crate::report::exit;
 
@@ -65,8 +67,24 @@ pub enum Error {
         timeout: std::time::Duration,
     },
 
-    #[error("prometheus {url}: {message}")]
-    Prometheus { url: String, message: String },
+    /// `message` is the janitor's own words (safe for a policy's status); `detail`, possibly
+    /// empty, what the remote or a library said, for the CLI and the logs only.
+    #[error("prometheus {url}: {message}{}", colon(detail))]
+    Prometheus {
+        url: String,
+        message: String,
+        detail: String,
+    },
+
+    /// The admin's allow-list refuses the address a policy field names: nothing was sent to it.
+    #[error("{}: {what} is not allowed: {why}", Field::name_in(*field, Some(*door)))]
+    NotAllowed {
+        field: Field,
+        door: Door,
+        /// The URL (credentials redacted) or the Service refused.
+        what: String,
+        why: String,
+    },
 
     #[error("discovery: {0}")]
     Discovery(String),
@@ -90,6 +108,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn colon(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
 
 /// Who is at fault, which decides the exit code and the condition reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,14 +170,19 @@ impl Error {
     /// The policy field the error is about, if it is about one.
     pub fn field(&self) -> Option<Field> {
         match self {
-            Error::Invalid { field, .. } | Error::Secret { field, .. } => Some(*field),
+            Error::Invalid { field, .. }
+            | Error::Secret { field, .. }
+            | Error::NotAllowed { field, .. } => Some(*field),
             _ => None,
         }
     }
 
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Config { .. } | Error::Invalid { .. } | Error::Secret { .. } => Fault::Input,
+            Error::Config { .. }
+            | Error::Invalid { .. }
+            | Error::Secret { .. }
+            | Error::NotAllowed { .. } => Fault::Input,
             Error::File { .. } => Fault::Input,
             Error::Http { .. }
             | Error::Status { .. }
@@ -178,6 +209,7 @@ impl Error {
     pub fn condition_reason(&self) -> &'static str {
         match self {
             Error::Secret { .. } => "SecretUnavailable",
+            Error::NotAllowed { .. } => "AddressNotAllowed",
             Error::Kube(_) => "KubernetesApiFailed",
             _ => match self.fault() {
                 Fault::Input => "InvalidSpec",
@@ -192,6 +224,7 @@ impl Error {
         match self {
             Error::Config { .. } | Error::Invalid { .. } | Error::File { .. } => "config",
             Error::Secret { .. } => "secret",
+            Error::NotAllowed { .. } => "not_allowed",
             Error::Http { .. } => "http",
             Error::Status { .. } => "http_status",
             Error::BadResponse { .. } => "bad_response",

@@ -3,13 +3,18 @@
 //! Secrets are loaded once, kept out of `Debug` output and marked sensitive in headers, so no log
 //! or report can carry them.
 
+mod egress;
+
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
 use crate::{Error, Result};
+
+pub use egress::{Egress, EgressInput, NotAllowed, Resolver};
 
 /// How to authenticate to one outside system, with the secret values already resolved
 /// (from files on the command line, from Secrets in a cluster).
@@ -49,11 +54,14 @@ impl fmt::Debug for HttpAuth {
 }
 
 /// Builds a client for one outside system. `what` names it in errors (`prometheus`, `gateway`).
-/// `connect_timeout` bounds connecting only; callers bound whole operations themselves.
+/// `connect_timeout` bounds connecting only; callers bound whole operations themselves. A
+/// guarded `egress` resolves names through its [`Resolver`], and takes no proxy from the
+/// environment: through a proxy the address checked would be the proxy's, not the target's.
 pub fn build_client(
     what: &str,
     auth: &HttpAuth,
     connect_timeout: Duration,
+    egress: &Arc<Egress>,
 ) -> Result<reqwest::Client> {
     let mut headers = HeaderMap::new();
     let authorization = match &auth.credentials {
@@ -80,6 +88,11 @@ pub fn build_client(
         .redirect(same_origin_redirects())
         .connect_timeout(connect_timeout)
         .user_agent(concat!("pushgateway-janitor/", env!("CARGO_PKG_VERSION")));
+    if egress.is_guarded() {
+        builder = builder
+            .dns_resolver(Arc::new(Resolver(egress.clone())))
+            .no_proxy();
+    }
     if let Some(pem) = &auth.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| Error::config(format!("{what} CA"), format!("not a PEM bundle: {e}")))?;
@@ -124,6 +137,51 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
+/// What went wrong with a request, in the janitor's own fixed words: nothing a remote sent (a
+/// redirect's target, a certificate's names, a body) is in it. For a policy's status and events.
+pub fn public_reason(error: &reqwest::Error) -> String {
+    let causes = || {
+        std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+    };
+    // The allow-list's refusal first: it hides under a lookup error.
+    if let Some(refused) = causes().find_map(|c| c.downcast_ref::<NotAllowed>()) {
+        return format!("address not allowed: {refused}");
+    }
+    for cause in causes() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return "connection refused".into(),
+                ConnectionReset | ConnectionAborted | BrokenPipe => {
+                    return "connection reset".into()
+                }
+                TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return "TLS handshake failed".into();
+        }
+        // hyper-util's own words for a failed lookup, not a remote's.
+        if cause.to_string() == "dns error" {
+            return "cannot resolve the host name".into();
+        }
+    }
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_redirect() {
+        "redirect not followed (only same-origin redirects are)".into()
+    } else if error.is_connect() {
+        "cannot connect".into()
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off or could not be decoded".into()
+    } else {
+        "request failed".into()
+    }
+}
+
 /// A URL as it may appear in logs and reports: any userinfo is removed.
 pub fn redact_url(url: &url::Url) -> String {
     let mut url = url.clone();
@@ -161,7 +219,8 @@ mod tests {
             ca_pem: Some(b"not a certificate".to_vec()),
             ..Default::default()
         };
-        let err = build_client("gateway", &auth, Duration::from_secs(1)).unwrap_err();
+        let open = Arc::new(Egress::open());
+        let err = build_client("gateway", &auth, Duration::from_secs(1), &open).unwrap_err();
         assert!(err.to_string().contains("gateway CA"), "{err}");
     }
 

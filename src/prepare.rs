@@ -3,11 +3,14 @@
 //! it; only the secret source differs (files, a mounted directory, the Kubernetes API), so a
 //! missing Secret is the same `Error::Secret` from each.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::discover::{self, Discovered};
+use url::Url;
+
+use crate::discover::{self, Discovered, Refused};
 use crate::engine::{Access, Engine};
-use crate::http::{build_client, Credentials, HttpAuth};
+use crate::http::{build_client, redact_url, Credentials, Egress, HttpAuth};
 use crate::k8s;
 use crate::policy::{
     AuthInput, AuthPart, CheckedPolicy, Door, Field, Remote, SecretRef, SourceSpec,
@@ -47,6 +50,9 @@ pub struct Cluster {
 pub struct Clients {
     pub prometheus: reqwest::Client,
     pub gateway: Access,
+    /// Where both may connect: every URL a policy names or a discovery returns is checked
+    /// against it before anything is sent.
+    pub egress: Arc<Egress>,
 }
 
 /// Everything a sweep needs that lies outside the policy: its gateway client and replicas.
@@ -67,24 +73,36 @@ pub async fn clients(
     let prometheus = resolve(&policy.prometheus_auth, Remote::Prometheus, door, secrets).await?;
     let gateway = resolve(&policy.gateway_auth, Remote::Gateway, door, secrets).await?;
     Ok(Clients {
-        prometheus: build_client("prometheus", &prometheus, timeouts.connect)?,
+        prometheus: build_client("prometheus", &prometheus, timeouts.connect, engine.egress())?,
         gateway: engine.access("gateway", &gateway, timeouts.connect)?,
+        egress: engine.egress().clone(),
     })
 }
 
 /// Source → replicas. A `service` source needs `cluster`; without one it is the user's error.
+/// Every URL the policy names, and every replica a discovery returns, is checked against the
+/// admin's allow-list first: a refused URL of the policy refuses the policy, a refused replica
+/// is reported and never contacted.
 pub async fn replicas(
     policy: &CheckedPolicy,
     clients: &Clients,
     timeouts: Timeouts,
     cluster: Option<&Cluster>,
 ) -> Result<Discovered> {
-    match (&policy.source, cluster) {
-        (SourceSpec::Static(urls), _) => Ok(discover::from_static(urls).into()),
+    let egress = &clients.egress;
+    let door = policy.door;
+    let found: Discovered = match (&policy.source, cluster) {
+        (SourceSpec::Static(urls), _) => {
+            for (i, url) in urls.iter().enumerate() {
+                allowed(egress, url, Field::StaticUrl(i), door).await?;
+            }
+            discover::from_static(urls).into()
+        }
         (SourceSpec::Prometheus(source), _) => {
+            allowed(egress, &source.url, Field::PrometheusUrl, door).await?;
             source
                 .discover(&clients.prometheus, timeouts.prometheus)
-                .await
+                .await?
         }
         (
             SourceSpec::Service {
@@ -93,17 +111,84 @@ pub async fn replicas(
                 instance_url,
             },
             Some(c),
-        ) => Ok(k8s::discover_service(
-            c.client.clone(),
-            &c.namespace,
-            name,
-            port.as_deref(),
-            instance_url,
-        )
-        .await?
-        .into()),
-        (SourceSpec::Service { name, .. }, None) => Err(needs_cluster(name, policy.door)),
+        ) => {
+            if !egress.allows_namespace(&c.namespace) {
+                return Err(Error::NotAllowed {
+                    field: Field::ServiceName,
+                    door,
+                    what: format!("Service {name:?} in namespace {:?}", c.namespace),
+                    why: "the janitor's admin allows service sources only in other namespaces \
+                          (--allow-service-namespace)"
+                        .into(),
+                });
+            }
+            k8s::discover_service(
+                c.client.clone(),
+                &c.namespace,
+                name,
+                port.as_deref(),
+                instance_url,
+            )
+            .await?
+            .into()
+        }
+        (SourceSpec::Service { name, .. }, None) => return Err(needs_cluster(name, policy.door)),
+    };
+    admit(egress, found).await
+}
+
+/// The policy's own URL, refused before anything is sent to it when the allow-list says no.
+async fn allowed(egress: &Egress, url: &Url, field: Field, door: Door) -> Result<()> {
+    egress.check_url(url).await.map_err(|e| Error::NotAllowed {
+        field,
+        door,
+        what: redact_url(url),
+        why: e.to_string(),
+    })
+}
+
+/// Discovered replicas outside the allow-list move to the refused ones. None left is an error:
+/// a sweep of nothing would look like a clean one.
+async fn admit(egress: &Egress, found: Discovered) -> Result<Discovered> {
+    if !egress.is_guarded() {
+        return Ok(found);
     }
+    let Discovered {
+        replicas,
+        mut refused,
+    } = found;
+    let mut admitted = Vec::with_capacity(replicas.len());
+    for replica in replicas {
+        match egress.check_url(&replica.url).await {
+            Ok(()) => admitted.push(replica),
+            Err(why) => {
+                tracing::warn!(
+                    replica = %redact_url(&replica.url),
+                    why = %why,
+                    "refused a replica outside the allowed addresses; it is never contacted"
+                );
+                refused.push(Refused {
+                    instance: replica.instance.unwrap_or_default(),
+                    url: Some(redact_url(&replica.url)),
+                    why: format!("outside the allowed addresses: {why}"),
+                });
+            }
+        }
+    }
+    if admitted.is_empty() {
+        return Err(Error::Discovery(format!(
+            "every replica found is outside the allowed addresses ({} refused, e.g. {})",
+            refused.len(),
+            refused
+                .last()
+                .map(|r| r.url.clone().unwrap_or_default())
+                .unwrap_or_default()
+        )));
+    }
+    Ok(Discovered {
+        replicas: admitted,
+        refused,
+    })
 }
 
 /// Both steps, as the long-running front doors run them before each sweep.
@@ -233,3 +318,6 @@ fn secret_error(remote: Remote, part: AuthPart, door: Door, message: &str) -> Er
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod egress_tests;

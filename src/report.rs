@@ -1,8 +1,12 @@
 //! What one sweep did, in a stable shape: rendered as a table for people or as JSON for machines.
 
+mod failure;
+
 use std::fmt::Write as _;
 
 use serde::Serialize;
+
+pub use failure::Failure;
 
 use crate::discover::Refused;
 use crate::model::Labels;
@@ -56,7 +60,7 @@ pub enum ReplicaState {
 pub struct ReplicaReport {
     pub url: String,
     pub state: ReplicaState,
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     /// Groups read on the replica; `null` when it could not be read (never 0 for "unknown").
     pub groups: Option<usize>,
     /// Groups whose key the gateway's API could not give; reported, never touched.
@@ -125,7 +129,7 @@ pub struct ActionReport {
     pub outcome: Outcome,
     /// Why it was decided, for people.
     pub detail: String,
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -144,7 +148,7 @@ pub struct Summary {
     pub refused: usize,
     pub guard: Option<GuardReport>,
     /// A failure that stopped the run before any replica was read (discovery).
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     pub exit_code: i32,
 }
 
@@ -244,7 +248,7 @@ impl SweepReport {
                         .map(|g| g.to_string())
                         .unwrap_or_else(|| "?".into()),
                     r.version.clone().unwrap_or_else(|| "-".into()),
-                    r.error.clone().unwrap_or_default(),
+                    r.error.as_deref().unwrap_or_default().to_string(),
                 ]
             })
             .collect();

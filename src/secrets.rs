@@ -42,10 +42,24 @@ impl SecretSource for FileSecrets {
     }
 }
 
-/// Secrets mounted as files: `DIR/<secret name>/<key>`.
-#[derive(Debug, Clone)]
+/// Secrets mounted as files: `DIR/<secret name>/<key>`, or `DIR/<namespace>/<secret name>/<key>`
+/// when each policy may use only its own namespace's Secrets.
+#[derive(Debug, Clone, Default)]
 pub struct DirSecrets {
     pub dir: Option<PathBuf>,
+    /// `Some`: only this namespace's subdirectory (`run --secrets-by-namespace`), as the
+    /// controller reads only the policy's own namespace.
+    pub namespace: Option<String>,
+}
+
+impl DirSecrets {
+    /// The same directory, limited to the Secrets of `namespace` when `by_namespace`.
+    pub fn for_namespace(&self, namespace: &str, by_namespace: bool) -> DirSecrets {
+        DirSecrets {
+            dir: self.dir.clone(),
+            namespace: by_namespace.then(|| namespace.to_string()),
+        }
+    }
 }
 
 impl SecretSource for DirSecrets {
@@ -60,13 +74,20 @@ impl SecretSource for DirSecrets {
                 key.name
             )));
         };
-        for part in [&key.name, &key.key] {
+        for part in [&key.name, &key.key]
+            .into_iter()
+            .chain(self.namespace.as_ref())
+        {
             if part.is_empty() || part.contains('/') || part == ".." || part == "." {
                 return Err(Unavailable::Missing(format!(
                     "{part:?} is not a Secret name or key"
                 )));
             }
         }
+        let dir = match &self.namespace {
+            Some(namespace) => dir.join(namespace),
+            None => dir.clone(),
+        };
         read(&dir.join(&key.name).join(&key.key)).await
     }
 }
@@ -103,6 +124,7 @@ mod tests {
         std::fs::write(dir.path().join("pgw-auth/password"), "s3cret\n").unwrap();
         let secrets = DirSecrets {
             dir: Some(dir.path().into()),
+            namespace: None,
         };
         let value = secrets.get(&key("pgw-auth", "password")).await.unwrap();
         assert_eq!(value, b"s3cret\n");
@@ -111,8 +133,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn by_namespace_a_policy_reads_only_its_own_namespaces_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        for (ns, value) in [("team-a", "a-token"), ("team-b", "b-token")] {
+            std::fs::create_dir_all(dir.path().join(ns).join("tok")).unwrap();
+            std::fs::write(dir.path().join(ns).join("tok/token"), value).unwrap();
+        }
+        let all = DirSecrets {
+            dir: Some(dir.path().into()),
+            namespace: None,
+        };
+        let a = all.for_namespace("team-a", true);
+        assert_eq!(a.get(&key("tok", "token")).await.unwrap(), b"a-token");
+        // team-b's Secret cannot be named from team-a: a name is never a path.
+        let why = missing(a.get(&key("../team-b/tok", "token")).await);
+        assert!(why.contains("not a Secret name"), "{why}");
+        let why = missing(
+            all.for_namespace("team-c", true)
+                .get(&key("tok", "token"))
+                .await,
+        );
+        assert!(why.contains("team-c"), "{why}");
+    }
+
+    #[tokio::test]
     async fn without_a_secrets_dir_the_error_names_the_flag() {
-        let why = missing(DirSecrets { dir: None }.get(&key("tok", "token")).await);
+        let why = missing(DirSecrets::default().get(&key("tok", "token")).await);
         assert!(
             why.contains("--secrets-dir") && why.contains("tok"),
             "{why}"
@@ -124,6 +170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secrets = DirSecrets {
             dir: Some(dir.path().into()),
+            namespace: None,
         };
         let why = missing(secrets.get(&key("..", "passwd")).await);
         assert!(why.contains("not a Secret name"), "{why}");

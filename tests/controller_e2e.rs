@@ -16,6 +16,8 @@ mod apply;
 mod backoff;
 #[path = "controller_e2e/crd.rs"]
 mod crd;
+#[path = "controller_e2e/egress.rs"]
+mod egress;
 #[path = "controller_e2e/fixtures.rs"]
 mod fixtures;
 #[path = "controller_e2e/leader.rs"]

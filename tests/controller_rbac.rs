@@ -145,6 +145,10 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
     if namespaced {
         values["watchNamespaces"] = json!([team.ns, team2.ns]);
     }
+    // The chart's allow-list, rendered into flags that replace the harness' own: the gateway
+    // is on 127.0.0.1, and only the two teams may use a `service` source.
+    values["allowedTargets"] = json!({"cidrs": ["127.0.0.1/32"],
+                                      "serviceNamespaces": [team.ns, team2.ns]});
     let docs = render(&name, &release.ns, &values);
     let counts = apply_rbac(&release.client, &docs).await;
     let want = if namespaced {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use common::{sleep_past, GatewayOpts, TestGateway};
 use pushgateway_janitor::controller::{leader, reconcile_policy, Context, Reconciled, Settings};
 use pushgateway_janitor::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
+use pushgateway_janitor::http::{Egress, EgressInput};
 use pushgateway_janitor::metrics::Metrics;
 use pushgateway_janitor::server::Health;
 use pushgateway_janitor::sweep::Tuning;
@@ -38,6 +39,14 @@ fn context(leader: bool) -> (Arc<Context>, ApiServer) {
             confirm_timeout: Duration::from_secs(5),
             ..Tuning::default()
         },
+        // The gateways listen on loopback, which the controller refuses without a list.
+        egress: Arc::new(
+            Egress::new(&EgressInput {
+                cidrs: vec!["127.0.0.0/8".into()],
+                ..Default::default()
+            })
+            .expect("a valid list"),
+        ),
         ..Settings::default()
     };
     let ctx = Context::new(

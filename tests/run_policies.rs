@@ -92,6 +92,8 @@ fn once_json(policies: impl AsRef<Path>, extra: &[&str]) -> Once {
     run_once(&args)
 }
 
+#[path = "run_policies/allow.rs"]
+mod allow;
 #[path = "run_policies/engine.rs"]
 mod engine;
 #[path = "run_policies/once.rs"]

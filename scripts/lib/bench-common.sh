@@ -1,6 +1,9 @@
 # Sourced by the benchmark scripts: a work directory, the PIDs they start (stopped and waited for
 # on exit, by PID), free loopback ports, and bounded polling.
 work=$(mktemp -d)
+# Every gateway here listens on loopback, which `run` and the controller refuse without an
+# allow-list that admits it.
+export PGW_JANITOR_ALLOW_CIDRS=127.0.0.0/8
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -1,6 +1,7 @@
 //! `pushgateway-janitor controller`: the Kubernetes controller for `PushgatewayRetention`s.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -8,6 +9,7 @@ use clap::Args;
 use super::sweep::TuningArgs;
 use crate::controller::{self, leader, LeaseOptions, Options, Settings, CONTROLLER_NAME};
 use crate::duration::parse_duration;
+use crate::http::{Egress, EgressInput};
 use crate::policy::Door;
 use crate::report::exit;
 use crate::{Error, Result};
@@ -68,7 +70,64 @@ pub struct ControllerArgs {
     )]
     pub max_concurrent_reconciles: u16,
     #[command(flatten)]
+    pub egress: EgressArgs,
+    #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// The cluster admin's allow-list of where the janitor may connect, whatever a policy names.
+/// With none of these set, everything is allowed except link-local addresses (169.254.0.0/16,
+/// fe80::/10: cloud metadata) and loopback; in a shared cluster, set them.
+#[derive(Debug, Clone, Args)]
+pub struct EgressArgs {
+    /// Addresses the janitor may connect to, as CIDRs (repeatable; comma-separated in the
+    /// environment variable). Checked on the address connected to, after DNS resolution. A CIDR
+    /// that covers link-local or loopback addresses admits them.
+    #[arg(
+        long = "allow-cidr",
+        env = "PGW_JANITOR_ALLOW_CIDRS",
+        value_delimiter = ',',
+        help_heading = "Allowed targets"
+    )]
+    pub cidrs: Vec<String>,
+    /// Host names the janitor may connect to, exactly (repeatable). Never to a link-local or
+    /// loopback address, unless --allow-cidr covers it.
+    #[arg(
+        long = "allow-host",
+        env = "PGW_JANITOR_ALLOW_HOSTS",
+        value_delimiter = ',',
+        help_heading = "Allowed targets"
+    )]
+    pub hosts: Vec<String>,
+    /// Host names the janitor may connect to, as regexes matched against the whole name,
+    /// case-insensitively (repeatable; comma-separated in the environment variable).
+    #[arg(
+        long = "allow-host-regex",
+        env = "PGW_JANITOR_ALLOW_HOST_REGEXES",
+        value_delimiter = ',',
+        help_heading = "Allowed targets"
+    )]
+    pub host_patterns: Vec<String>,
+    /// Namespaces whose policies may use a `service` source (repeatable). Default: all.
+    #[arg(
+        long = "allow-service-namespace",
+        env = "PGW_JANITOR_ALLOW_SERVICE_NAMESPACES",
+        value_delimiter = ',',
+        help_heading = "Allowed targets"
+    )]
+    pub service_namespaces: Vec<String>,
+}
+
+impl EgressArgs {
+    pub fn egress(&self) -> Result<Arc<Egress>> {
+        Egress::new(&EgressInput {
+            cidrs: self.cidrs.clone(),
+            hosts: self.hosts.clone(),
+            host_patterns: self.host_patterns.clone(),
+            service_namespaces: self.service_namespaces.clone(),
+        })
+        .map(Arc::new)
+    }
 }
 
 impl ControllerArgs {
@@ -91,6 +150,7 @@ impl ControllerArgs {
         if self.min_ttl.is_zero() {
             return Err(Error::config("--min-ttl", "must be greater than zero"));
         }
+        let egress = self.egress.egress()?;
         let identity = leader::default_identity();
         let leader_election = self.leader_election.then(|| LeaseOptions {
             name: self.lease_name.clone(),
@@ -114,6 +174,7 @@ impl ControllerArgs {
                 not_leader_requeue: self.lease_duration,
                 min_backoff: self.error_backoff,
                 max_backoff: self.max_error_backoff,
+                egress,
             },
             leader_election,
             identity,
@@ -138,5 +199,59 @@ pub async fn main(args: &ControllerArgs) -> i32 {
             tracing::error!(error = %e, "controller failed");
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn controller(args: &[&str]) -> crate::Result<crate::controller::Options> {
+        let cli = Cli::try_parse_from(["pushgateway-janitor", "controller"].iter().chain(args))
+            .expect("flags parse");
+        match cli.command {
+            Command::Controller(args) => args.options(),
+            other => panic!("not the controller: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_allow_list_flags_become_the_controllers_rule() {
+        let options = controller(&[
+            "--allow-cidr=10.42.0.0/16",
+            "--allow-host=prometheus-operated.monitoring.svc",
+            "--allow-host-regex=[a-z0-9-]+\\.pgw\\.monitoring\\.svc",
+            "--allow-service-namespace=monitoring",
+        ])
+        .unwrap();
+        let egress = &options.settings.egress;
+        let ip = |t: &str| t.parse().unwrap();
+        assert!(egress.allows(None, ip("10.42.1.2")).is_ok());
+        assert!(egress.allows(None, ip("10.43.1.2")).is_err());
+        assert!(egress
+            .allows(Some("pgw-0.pgw.monitoring.svc"), ip("10.9.0.1"))
+            .is_ok());
+        assert!(egress
+            .allows(Some("prometheus-operated.monitoring.svc"), ip("10.9.0.2"))
+            .is_ok());
+        assert!(egress.allows_namespace("monitoring") && !egress.allows_namespace("team-a"));
+        let err = controller(&["--allow-cidr=10.0.0.0/40"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--allow-cidr"), "{err}");
+    }
+
+    #[test]
+    fn without_flags_the_controller_refuses_link_local_and_loopback() {
+        let options = controller(&[]).unwrap();
+        let egress = &options.settings.egress;
+        assert!(egress.is_guarded());
+        assert!(egress
+            .allows(None, "169.254.169.254".parse().unwrap())
+            .is_err());
+        assert!(egress.allows(None, "127.0.0.1".parse().unwrap()).is_err());
+        assert!(egress.allows(None, "10.0.0.1".parse().unwrap()).is_ok());
     }
 }

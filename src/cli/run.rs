@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::controller::EgressArgs;
 use crate::cli::sweep::{OutputFormat, TuningArgs};
 use crate::duration::parse_duration;
 use crate::policy::Door;
@@ -26,6 +27,10 @@ pub struct RunArgs {
     /// references.
     #[arg(long, env = "PGW_JANITOR_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Secrets laid out per namespace, `DIR/<namespace>/<secret name>/<key>`: each policy reads
+    /// only its own namespace's, as in a cluster (for policy files from many teams).
+    #[arg(long, env = "PGW_JANITOR_SECRETS_BY_NAMESPACE")]
+    pub secrets_by_namespace: bool,
     /// The shortest TTL any policy may use, whatever its `minTtl` says.
     #[arg(long, env = "PGW_JANITOR_MIN_TTL", value_parser = parse_duration, default_value = "1m")]
     pub min_ttl: Duration,
@@ -42,6 +47,9 @@ pub struct RunArgs {
     /// On SIGTERM or SIGINT, how long to let sweeps in flight finish before exiting.
     #[arg(long, env = "PGW_JANITOR_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
+    /// The same allow-list as the controller's: the policy files may come from many teams.
+    #[command(flatten)]
+    pub egress: EgressArgs,
     #[command(flatten)]
     pub tuning: TuningArgs,
 }
@@ -55,6 +63,7 @@ impl RunArgs {
             policies: self.policies.clone(),
             listen: self.listen,
             secrets_dir: self.secrets_dir.clone(),
+            secrets_by_namespace: self.secrets_by_namespace,
             min_ttl: self.min_ttl,
             once: self.once,
             output: match self.output {
@@ -65,6 +74,7 @@ impl RunArgs {
             shutdown_timeout: self.shutdown_timeout,
             tuning,
             timeouts: self.tuning.timeouts(),
+            egress: self.egress.egress()?,
         })
     }
 }

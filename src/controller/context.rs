@@ -12,6 +12,7 @@ use kube::Client;
 
 use super::leader::LeaderFlag;
 use crate::crd::PushgatewayRetentionStatus;
+use crate::http::{Egress, EgressInput};
 use crate::metrics::Metrics;
 use crate::report::SweepReport;
 use crate::server::Health;
@@ -35,6 +36,8 @@ pub struct Settings {
     /// First retry after a transient error; doubles per failure up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// The admin's allow-list of where policies' requests may go.
+    pub egress: Arc<Egress>,
 }
 
 impl Default for Settings {
@@ -46,6 +49,8 @@ impl Default for Settings {
             not_leader_requeue: Duration::from_secs(15),
             min_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
+            // No list: everything but link-local and loopback, as with no flag set.
+            egress: Arc::new(Egress::new(&EgressInput::default()).expect("an empty list")),
         }
     }
 }
@@ -94,7 +99,10 @@ impl Context {
                 instance,
             },
         );
-        let engine = Engine::new(EngineSettings::from_tuning(&settings.tuning));
+        let engine = Engine::new(EngineSettings {
+            egress: settings.egress.clone(),
+            ..EngineSettings::from_tuning(&settings.tuning)
+        });
         Context {
             engine,
             client,

@@ -102,7 +102,8 @@ pub fn for_sweep(report: &SweepReport) -> Vec<Event> {
             "Discover",
             format!(
                 "{} replica candidate(s) refused and never contacted (an up series with no scrape \
-                 target behind it is a pushed sample): {}",
+                 target behind it is a pushed sample; an address outside the controller's \
+                 allow-list is the admin's refusal; status.lastSweep.refused says which): {}",
                 report.refused.len(),
                 names.join(", ")
             ),

@@ -163,7 +163,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         Err(e) => {
             tracing::warn!(error = %e, "spec refused");
             ctx.metrics.record_spec_invalid(&labels(obj));
-            let new = status::spec_invalid(&prev, &e.to_string(), generation, now);
+            let new = status::spec_invalid(&prev, &e.public(), generation, now);
             if new != prev {
                 apply_status(ctx, obj, &new).await?;
             }
@@ -171,7 +171,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
                 publish(
                     ctx,
                     obj,
-                    event(EventType::Warning, "InvalidSpec", "Check", e.to_string()),
+                    event(EventType::Warning, "InvalidSpec", "Check", e.public()),
                 )
                 .await;
             }
@@ -226,6 +226,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
     let (found, gateway_http) = match prepare(obj, &checked, ctx).await {
         Ok(ready) => ready,
         Err(e) => {
+            // The full text, a remote's words included, is for the admin's log only.
             tracing::warn!(error = %e, "cannot find the replicas");
             // The same accounting as `run`: a missing Secret is the user's, a failed discovery
             // the remote's. Both retry with the backoff, since the Secret may yet be created.
@@ -248,7 +249,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
                         EventType::Warning,
                         e.condition_reason(),
                         "Discover",
-                        e.to_string(),
+                        e.public(),
                     ),
                 )
                 .await;
@@ -334,7 +335,7 @@ fn prepare_failed(
     generation: Option<i64>,
     now: Timestamp,
 ) -> PushgatewayRetentionStatus {
-    let mut new = status::discovery_failed(prev, &e.to_string(), generation, now);
+    let mut new = status::discovery_failed(prev, &e.public(), generation, now);
     for c in new.conditions.iter_mut() {
         if c.type_ == DEGRADED || c.type_ == READY {
             c.reason = e.condition_reason().to_string();

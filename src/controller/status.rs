@@ -238,7 +238,9 @@ pub fn last_sweep(report: &SweepReport) -> LastSweep {
                     ReplicaState::Ok => "ok".into(),
                     ReplicaState::Failed => "failed".into(),
                 },
-                error: r.error.clone(),
+                // Only the janitor's words: the policy's author reads this, and must not read
+                // what an arbitrary server answered.
+                error: r.error.as_ref().map(|e| e.public().to_string()),
                 groups: r.groups.map(|g| g as i64),
             })
             .collect(),
@@ -259,7 +261,7 @@ pub fn failed_replicas(report: &SweepReport) -> String {
         .iter()
         .filter(|r| r.state == ReplicaState::Failed)
         .map(|r| match &r.error {
-            Some(e) => format!("{}: {e}", r.url),
+            Some(e) => format!("{}: {}", r.url, e.public()),
             None => r.url.clone(),
         })
         .collect::<Vec<_>>()

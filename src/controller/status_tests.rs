@@ -1,7 +1,7 @@
 use super::*;
 use crate::model::Labels;
 use crate::plan::Reason;
-use crate::report::{ActionReport, GuardReport, ReplicaReport, Summary};
+use crate::report::{ActionReport, Failure, GuardReport, ReplicaReport, Summary};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -9,7 +9,7 @@ fn ts(s: &str) -> Timestamp {
 
 fn replica(url: &str, state: ReplicaState, error: Option<&str>) -> ReplicaReport {
     ReplicaReport {
-        error: error.map(String::from),
+        error: error.map(Failure::from),
         ..ReplicaReport::for_test(url, state, 2)
     }
 }
@@ -190,4 +190,40 @@ fn discovery_failures_count_but_keep_the_last_sweep() {
     assert_eq!(cond(&s, READY).status, "False");
     assert_eq!((s.totals.sweeps, s.totals.failed_sweeps), (1, 1));
     assert!(s.last_sweep.is_none());
+}
+
+#[test]
+fn the_status_carries_only_the_janitors_words_about_a_failed_replica() {
+    let remote = crate::Error::Status {
+        url: "http://a:9091/api/v1/metrics".into(),
+        status: 500,
+        body: "password=hunter2".into(),
+    };
+    let r = report(
+        vec![],
+        vec![ReplicaReport {
+            error: Some(Failure::from(&remote)),
+            ..ReplicaReport::for_test("http://a:9091/", ReplicaState::Failed, 0)
+        }],
+    );
+    assert!(
+        r.replicas[0].error.as_deref().unwrap().contains("hunter2"),
+        "the report keeps it"
+    );
+    let s = swept(
+        &Default::default(),
+        &r,
+        Some(1),
+        None,
+        ts("2026-01-01T00:00:00Z"),
+    );
+    let text = serde_json::to_string(&s).unwrap();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("HTTP 500: Internal Server Error"), "{text}");
+    let events: Vec<_> = crate::controller::events::for_sweep(&r)
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(events.iter().any(|n| n.contains("HTTP 500")), "{events:?}");
+    assert!(events.iter().all(|n| !n.contains("hunter2")), "{events:?}");
 }

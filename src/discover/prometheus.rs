@@ -230,7 +230,8 @@ impl ViaPrometheus {
             prometheus_http_query::Client::from(http.clone(), self.url.as_str()).map_err(|e| {
                 Error::Prometheus {
                     url: shown.clone(),
-                    message: e.to_string(),
+                    message: "not a usable Prometheus URL".into(),
+                    detail: e.to_string(),
                 }
             })?;
         let query = up_query(&self.job);
@@ -242,11 +243,13 @@ impl ViaPrometheus {
             })?
             .map_err(|e| Error::Prometheus {
                 url: shown.clone(),
-                message: format!("query {query}: {}", chain(&e)),
+                message: format!("query {query}: {}", query_reason(&e)),
+                detail: chain(&e),
             })?;
         let vector = answer.data().as_vector().ok_or_else(|| Error::Prometheus {
             url: shown.clone(),
             message: format!("query {query} did not return an instant vector"),
+            detail: String::new(),
         })?;
         let mut instances = BTreeSet::new();
         for series in vector {
@@ -283,7 +286,8 @@ impl ViaPrometheus {
                 .await
                 .map_err(|e| Error::Prometheus {
                     url: shown.clone(),
-                    message: format!("targets API: {}", chain(&e)),
+                    message: format!("targets API: {}", crate::http::public_reason(&e)),
+                    detail: chain(&e),
                 })?;
             let status = resp.status();
             if status == reqwest::StatusCode::NOT_FOUND {
@@ -293,24 +297,38 @@ impl ViaPrometheus {
                               Mimir or VictoriaMetrics use the up discovery with an allow-list \
                               of replica addresses"
                         .into(),
+                    detail: String::new(),
                 });
             }
             let body = resp.bytes().await.map_err(|e| Error::Prometheus {
                 url: shown.clone(),
-                message: format!("targets API: {}", chain(&e)),
+                message: format!("targets API: {}", crate::http::public_reason(&e)),
+                detail: chain(&e),
             })?;
             let answer: TargetsAnswer =
                 serde_json::from_slice(&body).map_err(|e| Error::Prometheus {
                     url: shown.clone(),
-                    message: format!("targets API answered HTTP {status} with no valid JSON: {e}"),
+                    message: format!(
+                        "targets API answered HTTP {} with no valid JSON (line {} column {})",
+                        status.as_u16(),
+                        e.line(),
+                        e.column()
+                    ),
+                    detail: e.to_string(),
                 })?;
             if answer.status != "success" {
                 return Err(Error::Prometheus {
                     url: shown.clone(),
                     message: format!(
-                        "targets API answered HTTP {status}: {}",
-                        answer.error.unwrap_or_default()
+                        "targets API answered HTTP {} with status {:?}",
+                        status.as_u16(),
+                        if answer.status == "error" {
+                            "error"
+                        } else {
+                            "other"
+                        }
                     ),
+                    detail: answer.error.unwrap_or_default(),
                 });
             }
             Ok(answer.data.map(|d| d.active_targets).unwrap_or_default())
@@ -326,6 +344,20 @@ impl ViaPrometheus {
             .into_iter()
             .filter(|t| t.labels.get("job") == Some(&self.job))
             .collect())
+    }
+}
+
+/// A failed query in the janitor's words: a remote's `error` text and a parser's quotes of the
+/// answer stay in the detail.
+fn query_reason(e: &prometheus_http_query::Error) -> String {
+    use prometheus_http_query::Error as Q;
+    match e {
+        Q::Client(c) => match c.inner() {
+            Some(http) => crate::http::public_reason(http),
+            None => "the answer is not a Prometheus API answer".into(),
+        },
+        Q::Prometheus(p) => format!("Prometheus answered an error ({})", p.error_type()),
+        _ => "request failed".into(),
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::pace::{Pace, PaceLimits, Signal};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
+use crate::report::Failure;
 
 /// DELETEs between health checks.
 const HEALTH_EVERY: u64 = 200;
@@ -88,12 +89,12 @@ impl Budget {
     }
 
     /// Waits for a slot, for the gateway to be healthy when a check is due, and for the pace.
-    pub async fn acquire(&self, gateway: &Gateway) -> Result<Ticket<'_>, String> {
+    pub async fn acquire(&self, gateway: &Gateway) -> Result<Ticket<'_>, Failure> {
         let slot = self
             .slots
             .acquire()
             .await
-            .map_err(|_| "delete budget closed".to_string())?;
+            .map_err(|_| Failure::from("delete budget closed"))?;
         let check = {
             let mut s = self.state();
             let check = match s.last_health {
@@ -191,7 +192,7 @@ impl Budget {
 
     /// One `/-/healthy`: `true` when it answered 200 (its latency feeds the pace), `false` when
     /// the write queue is full (the pace halves).
-    async fn check_healthy(&self, gateway: &Gateway) -> Result<bool, String> {
+    async fn check_healthy(&self, gateway: &Gateway) -> Result<bool, Failure> {
         let started = Instant::now();
         match gateway.healthy().await {
             Ok(true) => {
@@ -213,13 +214,13 @@ impl Budget {
                 );
                 Ok(false)
             }
-            Err(e) => Err(format!("health check failed: {e}")),
+            Err(e) => Err(Failure::of("health check failed", &e)),
         }
     }
 
     /// Waits while `/-/healthy` answers 500 (the write queue is full), backing off, for at most
     /// `unhealthy_wait`. Sending more while the queue is full only blocks the gateway's handlers.
-    pub async fn wait_healthy(&self, gateway: &Gateway) -> Result<(), String> {
+    pub async fn wait_healthy(&self, gateway: &Gateway) -> Result<(), Failure> {
         let deadline = Instant::now() + self.unhealthy_wait;
         let mut pause = Duration::from_millis(200);
         loop {
@@ -227,10 +228,10 @@ impl Budget {
                 return Ok(());
             }
             if Instant::now() + pause > deadline {
-                return Err(format!(
+                return Err(Failure::from(format!(
                     "write queue still full after {:?}",
                     self.unhealthy_wait
-                ));
+                )));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(5));

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::gateway::Gateway;
 use crate::http::redact_url;
-use crate::http::{build_client, Credentials, HttpAuth};
+use crate::http::{build_client, Credentials, Egress, HttpAuth};
 use crate::model::{Labels, Naming, ReplicaStatus, Snapshot};
 use crate::Error;
 
@@ -41,6 +41,8 @@ pub struct Settings {
     pub share_within: Duration,
     /// A replica nobody asked about for this long is forgotten (its pace starts over).
     pub forget_after: Duration,
+    /// Where every client the engine builds may connect (the admin's allow-list).
+    pub egress: Arc<Egress>,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Settings {
             // together share anyway, since a read under way is joined whatever its age.
             share_within: (t.replan_after / 2).min(Duration::from_secs(2)),
             forget_after: Duration::from_secs(600),
+            egress: Arc::new(Egress::open()),
         }
     }
 }
@@ -198,6 +201,11 @@ impl Engine {
         &self.inner.settings
     }
 
+    /// Where the engine's clients may connect.
+    pub fn egress(&self) -> &Arc<Egress> {
+        &self.inner.settings.egress
+    }
+
     /// Reads of replicas this engine made (shared reads count once).
     pub fn reads(&self) -> u64 {
         self.inner.reads.load(Ordering::Relaxed)
@@ -222,7 +230,7 @@ impl Engine {
                 key,
             });
         }
-        let http = build_client(what, auth, connect_timeout)?;
+        let http = build_client(what, auth, connect_timeout, &self.inner.settings.egress)?;
         clients.insert(key, (http.clone(), Instant::now()));
         Ok(Access { http, key })
     }

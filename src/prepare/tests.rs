@@ -82,6 +82,7 @@ async fn a_missing_secret_is_the_same_failure_from_every_source() {
         &spec_with_token("absent"),
         &DirSecrets {
             dir: Some(dir.path().into()),
+            namespace: None,
         },
         timeouts(),
     )
@@ -108,6 +109,7 @@ async fn a_found_secret_makes_a_client_and_a_bad_ca_names_its_field() {
     std::fs::write(dir.path().join("tok/ca"), "not a pem").unwrap();
     let secrets = DirSecrets {
         dir: Some(dir.path().into()),
+        namespace: None,
     };
     let mut policy = spec_with_token("tok");
     clients(&engine(), &policy, &secrets, timeouts())
@@ -134,6 +136,7 @@ async fn a_service_source_without_a_cluster_is_the_users_error() {
     let clients = Clients {
         prometheus: reqwest::Client::new(),
         gateway: engine().private_access(reqwest::Client::new()),
+        egress: std::sync::Arc::new(Egress::open()),
     };
     let e = replicas(&policy, &clients, timeouts(), None)
         .await
@@ -162,6 +165,7 @@ async fn a_remote_that_is_down_names_the_cause_not_only_the_wrapper() {
     let clients = Clients {
         prometheus: reqwest::Client::new(),
         gateway: engine().private_access(reqwest::Client::new()),
+        egress: std::sync::Arc::new(Egress::open()),
     };
     let url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
     let gateway =

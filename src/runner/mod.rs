@@ -30,6 +30,8 @@ pub struct Options {
     pub policies: PathBuf,
     pub listen: SocketAddr,
     pub secrets_dir: Option<PathBuf>,
+    /// Secrets under `DIR/<namespace>/`, each policy only its own namespace's.
+    pub secrets_by_namespace: bool,
     /// The shortest TTL any policy gets, whatever its `minTtl` says.
     pub min_ttl: Duration,
     pub once: bool,
@@ -39,6 +41,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     pub tuning: Tuning,
     pub timeouts: Timeouts,
+    /// The admin's allow-list of where policies' requests may go.
+    pub egress: Arc<crate::http::Egress>,
 }
 
 /// How `--once` prints its reports.
@@ -77,6 +81,8 @@ impl RunnablePolicy {
 #[derive(Clone)]
 pub struct Context {
     pub secrets: DirSecrets,
+    /// Each policy reads only `DIR/<its namespace>/<secret>/<key>`.
+    pub secrets_by_namespace: bool,
     pub timeouts: Timeouts,
     pub metrics: Arc<Metrics>,
     /// One engine for every policy: shared reads and one delete budget per replica.
@@ -133,13 +139,10 @@ pub async fn sweep_policy(
     starts: &mut StartTimes,
 ) -> SweepReport {
     let sweep = &policy.checked.sweep;
-    let prepared = prepare::prepare(
-        &ctx.engine,
-        &policy.checked,
-        &ctx.secrets,
-        ctx.timeouts,
-        None,
-    );
+    let secrets = ctx
+        .secrets
+        .for_namespace(&policy.namespace, ctx.secrets_by_namespace);
+    let prepared = prepare::prepare(&ctx.engine, &policy.checked, &secrets, ctx.timeouts, None);
     let report = match prepared.await {
         Ok(prepared) => {
             let mut report =
@@ -250,10 +253,15 @@ pub async fn main(args: &Options) -> i32 {
     let ctx = Context {
         secrets: DirSecrets {
             dir: args.secrets_dir.clone(),
+            namespace: None,
         },
+        secrets_by_namespace: args.secrets_by_namespace,
         timeouts: args.timeouts,
         metrics,
-        engine: Engine::new(Settings::from_tuning(&tuning)),
+        engine: Engine::new(Settings {
+            egress: args.egress.clone(),
+            ..Settings::from_tuning(&tuning)
+        }),
     };
     if args.once {
         let (active, suspended): (Vec<_>, Vec<_>) =

@@ -20,18 +20,18 @@ use crate::http::redact_url;
 use crate::model::{Labels, Naming};
 use crate::plan::{self, Decision, ReplicaInput};
 use crate::progress::Progress;
-use crate::report::Outcome;
+use crate::report::{Failure, Outcome};
 use crate::Error;
 
 /// How one replica's decisions ended.
 pub(crate) struct ReplicaOutcome {
-    pub actions: Vec<(Decision, Outcome, Option<String>)>,
+    pub actions: Vec<(Decision, Outcome, Option<Failure>)>,
     pub replanned: bool,
     pub admin_wiped: bool,
     pub max_window: Option<Duration>,
     /// From the first DELETE (or the wipe) sent to the last confirmed or given up.
     pub deleting: Option<Duration>,
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 impl ReplicaOutcome {
@@ -74,8 +74,9 @@ fn unreachable(e: &Error) -> bool {
     matches!(e, Error::Http { .. } | Error::Timeout { .. })
 }
 
-fn unanswered(first: &str) -> String {
-    format!("not attempted: the replica stopped answering ({first})")
+fn unanswered(first: &Failure) -> Failure {
+    let say = |e: &str| format!("not attempted: the replica stopped answering ({e})");
+    Failure::both(say(first.detail()), say(first.public()))
 }
 
 /// Does this error say the gateway is pressed (a 5xx, no answer), so the pace should fall? A 4xx
@@ -150,11 +151,11 @@ pub(crate) async fn act_on_replica(
                 decisions = keep;
             }
             Err(e) => {
-                outcome.error = Some(format!("re-read before deleting failed: {e}"));
+                outcome.error = Some(Failure::of("re-read before deleting failed", e));
                 outcome.actions.extend(
                     decisions
                         .into_iter()
-                        .map(|d| (d, Outcome::Failed, Some("not attempted".to_string()))),
+                        .map(|d| (d, Outcome::Failed, Some("not attempted".into()))),
                 );
                 return outcome;
             }
@@ -189,7 +190,7 @@ pub(crate) async fn act_on_replica(
             let _ = first_sent.set(Instant::now());
             match gateway.wipe().await {
                 Ok(()) => outcome.admin_wiped = true,
-                Err(e) => outcome.error = Some(format!("admin wipe failed: {e}")),
+                Err(e) => outcome.error = Some(Failure::of("admin wipe failed", &e)),
             }
         }
         for d in decisions {
@@ -208,11 +209,11 @@ pub(crate) async fn act_on_replica(
         let fresh_claim = sweep.tuning.confirm_timeout;
         // The first DELETE that got no answer at all: the rest are not sent to a replica that
         // stopped answering (each would only wait for its own timeout).
-        let gone: OnceLock<String> = OnceLock::new();
+        let gone: OnceLock<Failure> = OnceLock::new();
         let gone = &gone;
         let claimed = &claimed;
         let first_sent = &first_sent;
-        let results: Vec<(Decision, Duration, Result<(), String>)> = stream::iter(decisions)
+        let results: Vec<(Decision, Duration, Result<(), Failure>)> = stream::iter(decisions)
             .map(|d| {
                 let progress = progress.as_ref();
                 let push = push_of(&d);
@@ -250,13 +251,13 @@ pub(crate) async fn act_on_replica(
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
                     if let Err(e) = &result {
                         if unreachable(e) {
-                            let _ = gone.set(e.to_string());
+                            let _ = gone.set(Failure::from(e));
                         }
                     }
                     if let Some(p) = progress {
                         p.add(1);
                     }
-                    (d, window, result.map_err(|e| e.to_string()))
+                    (d, window, result.map_err(|e| Failure::from(&e)))
                 }
             })
             .buffer_unordered(sweep.tuning.delete_concurrency)
@@ -303,7 +304,7 @@ async fn confirm(
     naming: Naming,
     mut pending: Vec<(Decision, f64)>,
     timeout: Duration,
-) -> Vec<(Decision, Outcome, Option<String>)> {
+) -> Vec<(Decision, Outcome, Option<Failure>)> {
     let mut done = Vec::with_capacity(pending.len());
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(100);
@@ -332,9 +333,11 @@ async fn confirm(
                 pending = still;
             }
             Ok(_) => {
-                last_error = Some("confirming re-read: the replica's naming changed".to_string())
+                last_error = Some(Failure::from(
+                    "confirming re-read: the replica's naming changed",
+                ))
             }
-            Err(e) => last_error = Some(format!("confirming re-read failed: {e}")),
+            Err(e) => last_error = Some(Failure::of("confirming re-read failed", e)),
         }
         if pending.is_empty() || Instant::now() + pause > deadline {
             break;
@@ -343,7 +346,8 @@ async fn confirm(
         since = Instant::now();
         pause = (pause * 2).min(Duration::from_secs(2));
     }
-    let why = last_error.unwrap_or_else(|| format!("still present after {timeout:?}"));
+    let why =
+        last_error.unwrap_or_else(|| Failure::from(format!("still present after {timeout:?}")));
     done.extend(
         pending
             .into_iter()

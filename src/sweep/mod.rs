@@ -21,7 +21,8 @@ use crate::http::redact_url;
 use crate::plan::{self, Action, Policy, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{
-    exit, ActionReport, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary, SweepReport,
+    exit, ActionReport, Failure, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary,
+    SweepReport,
 };
 use crate::selector::format_labels;
 use crate::Error;
@@ -113,10 +114,10 @@ impl Sweep {
 
     /// The report of a sweep that could not even find its replicas.
     pub fn failed_discovery(&self, error: &Error) -> SweepReport {
-        self.empty_report(jiff::Timestamp::now(), 0.0, error.to_string())
+        self.empty_report(jiff::Timestamp::now(), 0.0, Failure::from(error))
     }
 
-    fn empty_report(&self, started: jiff::Timestamp, secs: f64, error: String) -> SweepReport {
+    fn empty_report(&self, started: jiff::Timestamp, secs: f64, error: Failure) -> SweepReport {
         SweepReport {
             started_at: started.to_string(),
             duration_seconds: secs,
@@ -214,7 +215,7 @@ pub async fn run(
         let mut report = sweep.empty_report(
             started_at,
             0.0,
-            "no gateway replica found: nothing was swept".to_string(),
+            "no gateway replica found: nothing was swept".into(),
         );
         report.summary.refused = refused.len();
         report.refused = refused;
@@ -288,7 +289,7 @@ pub async fn run(
         let url = redact_url(read.gateway.url());
         let (groups, unkeyed, mut error) = match &read.snapshot {
             Ok(s) => (Some(s.groups.len()), s.unkeyed.len(), None),
-            Err(e) => (None, 0, Some(e.to_string())),
+            Err(e) => (None, 0, Some(Failure::from(e))),
         };
         let troubled = outcome
             .actions
@@ -296,7 +297,7 @@ pub async fn run(
             .filter(|(_, o, _)| matches!(o, Outcome::Failed | Outcome::Unconfirmed))
             .count();
         if error.is_none() && troubled > 0 {
-            error = Some(format!("{troubled} deletes failed or unconfirmed"));
+            error = Some(format!("{troubled} deletes failed or unconfirmed").into());
         }
         if error.is_none() {
             error = outcome.error.clone();

@@ -285,6 +285,7 @@ def assert_crd(docs: list[Doc]) -> None:
 
 
 def expect_defaults(docs: list[Doc]) -> None:
+    assert_no_allow_flags_by_default(docs)
     args = controller_args(docs)
     assert args[0] == "controller", f"args start with {args[0]!r}"
     assert "--log-format=json" in args and "--log-level=info" in args, "log flags"
@@ -392,6 +393,32 @@ def expect_monitoring(docs: list[Doc]) -> None:
         assert rule["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": app}, app
 
 
+def expect_shared_cluster(docs: list[Doc]) -> None:
+    args = controller_args(docs)
+    for a in ("--allow-cidr=10.42.0.0/16", "--allow-host=prometheus-operated.monitoring.svc",
+              r"--allow-host-regex=[a-z0-9-]+\.prometheus-pushgateway\.monitoring\.svc(\.cluster\.local)?",
+              "--allow-service-namespace=monitoring"):
+        assert a in args, f"{a} not in {args}"
+    np = one(docs, "NetworkPolicy")["spec"]
+    assert "Egress" in np["policyTypes"], "egress fenced"
+    for rule in np["egress"]:
+        assert rule.get("to"), f"an egress rule open to any destination: {rule}"
+        for peer in rule["to"]:
+            assert peer.get("ipBlock", {}).get("cidr") != "0.0.0.0/0", f"egress to anywhere: {rule}"
+    ports = {p["port"] for r in np["egress"] for p in r.get("ports", [])}
+    assert {9090, 9091} <= ports, f"egress ports {ports}"
+    for rule in np["egress"]:
+        if {p["port"] for p in rule["ports"]} & {9090, 9091}:
+            (peer,) = rule["to"]
+            assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}, \
+                f"egress to the gateways' namespace only: {rule}"
+
+
+def assert_no_allow_flags_by_default(docs: list[Doc]) -> None:
+    args = controller_args(docs)
+    assert not [a for a in args if a.startswith("--allow-")], f"no list unless set: {args}"
+
+
 def promtool_check(spec: Doc) -> None:
     """`promtool check rules` on a PrometheusRule's spec, which is a rule file's content."""
     promtool = shutil.which("promtool")
@@ -468,6 +495,7 @@ EXPECT: dict[str, Callable[[list[Doc], dict[str, Any]], None]] = {
     "policies": expect_policies,
     "ha": lambda docs, _: expect_ha(docs),
     "alerts-dashboard": lambda docs, _: expect_alerts_dashboard(docs),
+    "shared-cluster": lambda docs, _: expect_shared_cluster(docs),
 }
 
 # Values the schema must refuse: a render with them must fail on the values, naming the key.
@@ -483,6 +511,8 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("an unknown prometheusRule key", {"prometheusRule": {"enable": True}}, "enable"),
     ("a dashboard label value that is a number", {"grafanaDashboard": {"labelValue": 1}}, "labelValue"),
     ("a dashboard label key with a space", {"grafanaDashboard": {"label": "grafana dashboard"}}, "label"),
+    ("an allowed CIDR that is no CIDR", {"allowedTargets": {"cidrs": ["10.0.0.1"]}}, "cidrs"),
+    ("an allowed host with a scheme", {"allowedTargets": {"hosts": ["http://pgw"]}}, "hosts"),
 ]
 
 # Values the schema accepts but a template refuses, with a message.

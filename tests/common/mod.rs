@@ -63,9 +63,13 @@ pub async fn sleep_past(secs: f64) {
     tokio::time::sleep(Duration::from_secs_f64(secs + 1.25)).await;
 }
 
-/// The janitor binary built by cargo for this test run.
+/// The janitor binary built by cargo for this test run. Its allow-list admits loopback, where
+/// every test program listens (the controller and `run` refuse loopback without one); a test of
+/// the list itself overrides it with `--allow-cidr` or removes it.
 pub fn janitor() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_pushgateway-janitor"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pushgateway-janitor"));
+    cmd.env("PGW_JANITOR_ALLOW_CIDRS", "127.0.0.0/8");
+    cmd
 }
 
 /// An HTTP client for loopback: no proxy from the environment, no redirects followed (a `//` path

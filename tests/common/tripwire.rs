@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub struct Tripwire {
+    pub ip: String,
     pub port: u16,
     connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -16,7 +17,12 @@ pub struct Tripwire {
 
 impl Tripwire {
     pub fn start() -> Tripwire {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Tripwire::start_on("127.0.0.1")
+    }
+
+    /// On another loopback address (`127.0.0.2`, ...), to play a host the janitor must not reach.
+    pub fn start_on(ip: &str) -> Tripwire {
+        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
         listener.set_nonblocking(true).expect("non-blocking");
         let port = listener.local_addr().expect("local addr").port();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -34,6 +40,7 @@ impl Tripwire {
             }
         });
         Tripwire {
+            ip: ip.to_string(),
             port,
             connections,
             stop,
@@ -41,9 +48,9 @@ impl Tripwire {
         }
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `IP:PORT`.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn connections(&self) -> usize {
