@@ -72,10 +72,16 @@ async fn progress_is_logged_at_a_steady_interval_when_stderr_is_no_terminal() {
     for pair in at.windows(2) {
         let gap = pair[1].duration_since(pair[0]).as_secs_f64();
         // Never more often than the interval (a little slack for the timer's rounding).
-        assert!(gap >= 0.45, "progress lines {gap}s apart, interval 0.5s: {lines:?}");
+        assert!(
+            gap >= 0.45,
+            "progress lines {gap}s apart, interval 0.5s: {lines:?}"
+        );
     }
     let done: Vec<u64> = lines.iter().map(|l| l["done"].as_u64().unwrap()).collect();
-    assert!(done.windows(2).all(|d| d[0] <= d[1]), "done went back: {done:?}");
+    assert!(
+        done.windows(2).all(|d| d[0] <= d[1]),
+        "done went back: {done:?}"
+    );
     for l in &lines {
         assert_eq!(l["total"], GROUPS, "{l}");
         let done = l["done"].as_u64().unwrap();
