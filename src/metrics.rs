@@ -256,10 +256,7 @@ impl Metrics {
                 }
                 _ => {}
             }
-            if matches!(
-                action.outcome,
-                Outcome::Deleted | Outcome::Repushed | Outcome::Unconfirmed | Outcome::Failed
-            ) {
+            if action.sent() {
                 self.delete_attempts.get_or_create(policy).inc();
             }
             if matches!(action.outcome, Outcome::Unconfirmed | Outcome::Failed) {

@@ -27,6 +27,7 @@ fn report(outcomes: &[Outcome], failed_replica: bool) -> SweepReport {
                 outcome,
                 detail: String::new(),
                 error: None,
+                not_sent: None,
             })
             .collect(),
         notes: vec![],
@@ -233,4 +234,27 @@ fn reloads_are_shown_only_once_there_was_one() {
         "{text}"
     );
     assert!(text.contains("pgw_janitor_config_last_reload_success_timestamp_seconds{} 1700000000"));
+}
+
+/// `delete_attempts` says "requests sent": a DELETE never sent (leadership lost, the replica
+/// stopped answering, ...) is a failed action and an error, but no attempt.
+#[test]
+fn a_delete_never_sent_is_no_attempt() {
+    let m = Metrics::new();
+    let mut r = report(&[Outcome::Deleted, Outcome::Failed, Outcome::Failed], true);
+    r.actions[2].not_sent = Some(crate::report::NotSent::ReplicaStoppedAnswering);
+    m.record_sweep(&policy(), &r, 1.0);
+    let text = m.encode();
+    let per_policy = |name: &str| {
+        line(
+            &text,
+            &format!(r#"pgw_janitor_{name}_total{{namespace="monitoring",policy="nightly"}}"#),
+        )
+    };
+    assert_eq!(
+        per_policy("delete_attempts").as_deref(),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(per_policy("delete_errors").as_deref(), Some("2"), "{text}");
 }

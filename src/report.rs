@@ -1,6 +1,8 @@
 //! What one sweep did, in a stable shape: rendered as a table for people or as JSON for machines.
 
 mod failure;
+#[cfg(test)]
+mod sent_tests;
 
 use std::fmt::Write as _;
 
@@ -130,6 +132,35 @@ pub struct ActionReport {
     /// Why it was decided, for people.
     pub detail: String,
     pub error: Option<Failure>,
+    /// Set when the DELETE (or wipe) was never sent, and why; the `error` says it in words.
+    /// Only counts read it: the JSON report and the table stay as they were.
+    #[serde(skip)]
+    pub not_sent: Option<NotSent>,
+}
+
+/// Why a decided DELETE (or wipe) was never sent. Such an action is `failed`, but no request
+/// reached the gateway for it, so it counts in no tally of requests sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    /// The right to act was withdrawn before it: the controller lost its leadership.
+    LeadershipLost,
+    /// An earlier DELETE to the same replica got no answer at all; the rest were not sent to it.
+    ReplicaStoppedAnswering,
+    /// `/-/healthy` never let it through: the replica's write queue stayed full, or the health
+    /// check itself failed.
+    Unhealthy,
+    /// The plan was old, and the re-read that would have renewed it failed.
+    ReReadFailed,
+}
+
+impl ActionReport {
+    /// Did a DELETE (or wipe) request go out for this action, whatever came of it?
+    pub fn sent(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::Deleted | Outcome::Repushed | Outcome::Unconfirmed | Outcome::Failed
+        ) && self.not_sent.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -190,15 +221,7 @@ impl SweepReport {
 
     /// DELETE (or wipe) requests sent: every action that reached the gateway, confirmed or not.
     pub fn delete_requests(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|a| {
-                matches!(
-                    a.outcome,
-                    Outcome::Deleted | Outcome::Repushed | Outcome::Unconfirmed | Outcome::Failed
-                ) && a.error.as_deref() != Some(crate::sweep::NOT_ATTEMPTED)
-            })
-            .count()
+        self.actions.iter().filter(|a| a.sent()).count()
     }
 
     pub fn to_json(&self) -> String {

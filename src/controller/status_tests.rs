@@ -23,6 +23,7 @@ fn action(job: &str, outcome: Outcome) -> ActionReport {
         outcome,
         detail: String::new(),
         error: None,
+        not_sent: None,
     }
 }
 

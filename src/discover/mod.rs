@@ -163,18 +163,62 @@ mod tests {
         );
     }
 
+    /// The error the user sees for `text` as `--gateway`: a configuration error, named.
+    fn refused(result: Result<impl std::fmt::Debug>, what: &str) -> String {
+        match result {
+            Err(Error::Config {
+                what: named,
+                message,
+            }) if named == what => message,
+            other => panic!("want a config error naming {what:?}, got {other:?}"),
+        }
+    }
+
     #[test]
     fn bad_schemes_and_prefixes_are_refused() {
         let bad = InstanceUrl {
             scheme: "ftp".into(),
             ..Default::default()
         };
-        assert!(bad.validate().is_err());
+        assert_eq!(
+            refused(bad.validate(), "gateway scheme"),
+            r#""ftp" is neither http nor https"#
+        );
         let bad = InstanceUrl {
             path_prefix: "pgw".into(),
             ..Default::default()
         };
-        assert!(bad.validate().is_err());
+        assert_eq!(
+            refused(bad.validate(), "gateway path prefix"),
+            r#""pgw" must start with '/'"#
+        );
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            r#"invalid gateway path prefix: "pgw" must start with '/'"#
+        );
+        // Both checks pass for what the defaults and a rooted prefix give.
+        let good = InstanceUrl {
+            scheme: "https".into(),
+            path_prefix: "/pgw".into(),
+        };
+        assert!(good.validate().is_ok());
+    }
+
+    #[test]
+    fn instances_that_make_no_url_are_named() {
+        let plain = InstanceUrl::default();
+        for (instance, says) in [
+            (":9091", "does not make a URL"),
+            ("pgw:notaport", "does not make a URL"),
+        ] {
+            match plain.to_url(instance) {
+                Err(Error::Discovery(message)) => {
+                    let named = format!("instance {instance:?} {says}");
+                    assert!(message.starts_with(&named), "{message}");
+                }
+                other => panic!("{instance:?}: want a discovery error, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -192,8 +236,20 @@ mod tests {
             err.contains("--gateway") && err.contains("pgw:9091"),
             "{err}"
         );
-        assert!(parse_base_url("--gateway", "http://").is_err());
-        assert!(parse_base_url("--gateway", "http://pgw:9091/?x=1").is_err());
+        assert_eq!(
+            refused(parse_base_url("--gateway", "ftp://pgw:9091/"), "--gateway"),
+            r#""ftp://pgw:9091/": scheme must be http or https"#
+        );
+        assert_eq!(
+            refused(parse_base_url("--gateway", "http://"), "--gateway"),
+            r#""http://" is not a URL: empty host"#
+        );
+        for text in ["http://pgw:9091/?x=1", "http://pgw:9091/#top"] {
+            assert_eq!(
+                refused(parse_base_url("--gateway", text), "--gateway"),
+                format!("{text:?}: a base URL takes no query or fragment")
+            );
+        }
     }
 
     #[test]

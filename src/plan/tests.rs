@@ -81,20 +81,24 @@ fn validate_refuses_ttl_under_the_floor() {
 
 #[test]
 fn validate_refuses_max_ttl_under_min_ttl_zero_ttl_and_bad_metric_name() {
+    let refused = |p: Policy| p.validate().unwrap_err().to_string();
     let mut p = policy(1.0);
     p.max_ttl = Some(Duration::from_secs(30));
-    assert!(p
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .starts_with("invalid max-ttl: 30s"));
+    assert_eq!(
+        refused(p),
+        "invalid max-ttl: 30s is under the floor --min-ttl 1m"
+    );
+    // A zero TTL is refused for itself, even with no floor to be under.
     let mut p = policy(1.0);
     p.ttl = Duration::ZERO;
     p.min_ttl = Duration::ZERO;
-    assert!(p.validate().is_err());
+    assert_eq!(refused(p), "invalid ttl: must be greater than zero");
     let mut p = policy(1.0);
     p.ttl_from_metric = Some("bad-name".into());
-    assert!(p.validate().is_err());
+    assert_eq!(
+        refused(p),
+        r#"invalid ttl-from-metric: "bad-name" is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"#
+    );
 }
 
 #[test]

@@ -20,12 +20,12 @@ use crate::http::redact_url;
 use crate::model::{Labels, Naming};
 use crate::plan::{self, Decision, ReplicaInput};
 use crate::progress::Progress;
-use crate::report::{Failure, Outcome};
+use crate::report::{Failure, NotSent, Outcome};
 use crate::Error;
 
-/// How one replica's decisions ended.
+/// How one replica's decisions ended: each with its error, and why it was not sent if it was not.
 pub(crate) struct ReplicaOutcome {
-    pub actions: Vec<(Decision, Outcome, Option<Failure>)>,
+    pub actions: Vec<(Decision, Outcome, Option<Failure>, Option<NotSent>)>,
     pub replanned: bool,
     pub admin_wiped: bool,
     pub max_window: Option<Duration>,
@@ -48,7 +48,10 @@ impl ReplicaOutcome {
 
     pub fn all(decisions: Vec<Decision>, outcome: Outcome) -> Self {
         ReplicaOutcome {
-            actions: decisions.into_iter().map(|d| (d, outcome, None)).collect(),
+            actions: decisions
+                .into_iter()
+                .map(|d| (d, outcome, None, None))
+                .collect(),
             ..Self::empty()
         }
     }
@@ -65,6 +68,9 @@ pub(crate) struct Job<'a, 'r> {
     pub inputs: &'a [ReplicaInput<'r>],
 }
 
+/// Why a DELETE failed, and why it was not sent when it was not.
+type Unsent = (Failure, Option<NotSent>);
+
 /// A re-read wanted "now" may use one that started this long ago: policies re-reading one
 /// replica at the same moment then share it.
 const SAME_MOMENT: Duration = Duration::from_millis(500);
@@ -74,9 +80,20 @@ fn unreachable(e: &Error) -> bool {
     matches!(e, Error::Http { .. } | Error::Timeout { .. })
 }
 
-fn unanswered(first: &Failure) -> Failure {
+fn unanswered(first: &Failure) -> Unsent {
     let say = |e: &str| format!("not attempted: the replica stopped answering ({e})");
-    Failure::both(say(first.detail()), say(first.public()))
+    let failure = Failure::both(say(first.detail()), say(first.public()));
+    (failure, Some(NotSent::ReplicaStoppedAnswering))
+}
+
+/// The permit was withdrawn before the DELETE went out.
+fn lost() -> Unsent {
+    (NOT_ATTEMPTED.into(), Some(NotSent::LeadershipLost))
+}
+
+/// The replica's health check never let the DELETE through (write queue full, or no answer).
+fn unhealthy(e: Failure) -> Unsent {
+    (e, Some(NotSent::Unhealthy))
 }
 
 /// Does this error say the gateway is pressed (a 5xx, no answer), so the pace should fall? A 4xx
@@ -147,16 +164,15 @@ pub(crate) async fn act_on_replica(
                 );
                 outcome
                     .actions
-                    .extend(drop.into_iter().map(|d| (d, Outcome::Kept, None)));
+                    .extend(drop.into_iter().map(|d| (d, Outcome::Kept, None, None)));
                 decisions = keep;
             }
             Err(e) => {
                 outcome.error = Some(Failure::of("re-read before deleting failed", e));
-                outcome.actions.extend(
-                    decisions
-                        .into_iter()
-                        .map(|d| (d, Outcome::Failed, Some("not attempted".into()))),
-                );
+                outcome.actions.extend(decisions.into_iter().map(|d| {
+                    let why = Some(NotSent::ReReadFailed);
+                    (d, Outcome::Failed, Some("not attempted".into()), why)
+                }));
                 return outcome;
             }
         }
@@ -181,10 +197,13 @@ pub(crate) async fn act_on_replica(
     let claimed: std::sync::Mutex<Vec<Labels>> = Default::default();
     let first_sent: OnceLock<Instant> = OnceLock::new();
     if admin_wipe {
+        let mut not_sent = None;
         if let Err(e) = replica.budget.wait_healthy(gateway).await {
             outcome.error = Some(e);
+            not_sent = Some(NotSent::Unhealthy);
         } else if !sweep.permit.may_act() {
             outcome.error = Some(NOT_ATTEMPTED.into());
+            not_sent = Some(NotSent::LeadershipLost);
         } else {
             outcome.max_window = Some(snapshot_started.elapsed());
             let _ = first_sent.set(Instant::now());
@@ -198,9 +217,8 @@ pub(crate) async fn act_on_replica(
                 let push = push_of(&d);
                 pending.push((d, push));
             } else {
-                outcome
-                    .actions
-                    .push((d, Outcome::Failed, outcome.error.clone()));
+                let error = outcome.error.clone();
+                outcome.actions.push((d, Outcome::Failed, error, not_sent));
             }
         }
     } else {
@@ -213,7 +231,7 @@ pub(crate) async fn act_on_replica(
         let gone = &gone;
         let claimed = &claimed;
         let first_sent = &first_sent;
-        let results: Vec<(Decision, Duration, Result<(), Failure>)> = stream::iter(decisions)
+        let results: Vec<(Decision, Duration, Result<(), Unsent>)> = stream::iter(decisions)
             .map(|d| {
                 let progress = progress.as_ref();
                 let push = push_of(&d);
@@ -221,17 +239,17 @@ pub(crate) async fn act_on_replica(
                     // Asked before the pacing wait too, so the rest of a lost sweep ends at once.
                     let permitted = || sweep.permit.may_act();
                     if !permitted() {
-                        return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
+                        return (d, snapshot_started.elapsed(), Err(lost()));
                     }
                     if let Some(e) = gone.get() {
                         return (d, snapshot_started.elapsed(), Err(unanswered(e)));
                     }
                     let ticket = match budget.acquire(gateway).await {
                         Ok(t) => t,
-                        Err(e) => return (d, snapshot_started.elapsed(), Err(e)),
+                        Err(e) => return (d, snapshot_started.elapsed(), Err(unhealthy(e))),
                     };
                     if !permitted() {
-                        return (d, snapshot_started.elapsed(), Err(NOT_ATTEMPTED.into()));
+                        return (d, snapshot_started.elapsed(), Err(lost()));
                     }
                     // Another policy sent this very delete moments ago: confirm it, don't repeat it.
                     if !replica.claim_delete(&d.labels, push, snapshot_started, fresh_claim) {
@@ -257,7 +275,7 @@ pub(crate) async fn act_on_replica(
                     if let Some(p) = progress {
                         p.add(1);
                     }
-                    (d, window, result.map_err(|e| Failure::from(&e)))
+                    (d, window, result.map_err(|e| (Failure::from(&e), None)))
                 }
             })
             .buffer_unordered(sweep.tuning.delete_concurrency)
@@ -270,7 +288,7 @@ pub(crate) async fn act_on_replica(
                     let push = push_of(&d);
                     pending.push((d, push));
                 }
-                Err(e) => outcome.actions.push((d, Outcome::Failed, Some(e))),
+                Err((e, why)) => outcome.actions.push((d, Outcome::Failed, Some(e), why)),
             }
         }
     }
@@ -291,6 +309,8 @@ pub(crate) async fn act_on_replica(
             .iter(),
     );
     outcome.deleting = first_sent.get().map(Instant::elapsed);
+    // Each went out: sent by this sweep, or by another policy's moments before (claimed).
+    let confirmed = confirmed.into_iter().map(|(d, o, e)| (d, o, e, None));
     outcome.actions.extend(confirmed);
     outcome
 }

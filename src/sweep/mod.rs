@@ -21,8 +21,8 @@ use crate::http::redact_url;
 use crate::plan::{self, Action, Policy, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{
-    exit, ActionReport, Failure, GuardReport, Outcome, ReplicaReport, ReplicaState, Summary,
-    SweepReport,
+    exit, ActionReport, Failure, GuardReport, NotSent, Outcome, ReplicaReport, ReplicaState,
+    Summary, SweepReport,
 };
 use crate::selector::format_labels;
 use crate::Error;
@@ -149,11 +149,12 @@ fn log_delete(
     decision: &plan::Decision,
     outcome: Outcome,
     error: Option<&str>,
+    not_sent: Option<NotSent>,
 ) {
     if matches!(
         outcome,
         Outcome::WouldDelete | Outcome::Aborted | Outcome::Kept
-    ) || error == Some(NOT_ATTEMPTED)
+    ) || not_sent == Some(NotSent::LeadershipLost)
     {
         return;
     }
@@ -294,7 +295,7 @@ pub async fn run(
         let troubled = outcome
             .actions
             .iter()
-            .filter(|(_, o, _)| matches!(o, Outcome::Failed | Outcome::Unconfirmed))
+            .filter(|(_, o, ..)| matches!(o, Outcome::Failed | Outcome::Unconfirmed))
             .count();
         if error.is_none() && troubled > 0 {
             error = Some(format!("{troubled} deletes failed or unconfirmed").into());
@@ -323,7 +324,7 @@ pub async fn run(
             restarted: None,
         });
         let admin_wipe = rp.admin_wipe && outcome.admin_wiped;
-        for (decision, outcome, error) in outcome.actions {
+        for (decision, outcome, error, not_sent) in outcome.actions {
             log_delete(
                 &sweep.name,
                 &url,
@@ -331,6 +332,7 @@ pub async fn run(
                 &decision,
                 outcome,
                 error.as_deref(),
+                not_sent,
             );
             actions.push(ActionReport {
                 gateway: url.clone(),
@@ -340,6 +342,7 @@ pub async fn run(
                 outcome,
                 detail: decision.detail,
                 error,
+                not_sent,
             });
         }
     }
