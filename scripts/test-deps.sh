@@ -7,7 +7,7 @@
 #
 # - Debian packages (apt-get, as root): prometheus-pushgateway (1.5.1), prometheus (2.42, with
 #   promtool), nginx, python3-venv; podman, buildah, runc and skopeo for the image
-#   (scripts/image.sh, tests/image.rs).
+#   (scripts/image.sh, tests/image.rs); shellcheck, which actionlint runs on the workflows' scripts.
 # - .venv from tests/requirements.txt (helm-python-sdk, kubernetes-validate, ...); rebuilt when
 #   an import fails or tests/requirements.txt changed.
 # - Go test programs, built from the Go module proxy into target/test-deps/bin/ from the modules
@@ -38,9 +38,10 @@ system_deps() {
   command -v prometheus >/dev/null || need+=(prometheus)
   [[ -x /usr/sbin/nginx ]] || need+=(nginx)
   python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-  # The image: built and run without a registry, with runc (crun fails on hybrid cgroups here).
+  # The image: built and run without a registry, with runc (crun fails on hybrid cgroups here);
+  # shellcheck for actionlint.
   local tool
-  for tool in podman buildah runc skopeo; do
+  for tool in podman buildah runc skopeo shellcheck; do
     command -v "$tool" >/dev/null || need+=("$tool")
   done
   if ((${#need[@]})); then
