@@ -28,6 +28,8 @@
 //! `allow(dead_code)` over it; a private helper that nothing uses is still reported.
 
 pub mod binaries;
+pub mod chart;
+pub mod container;
 mod controller;
 mod fault;
 mod gateway;
