@@ -135,7 +135,10 @@ pub fn chart_pod() -> ChartPod {
         flags.push("--security-opt=no-new-privileges".into());
     }
     for cap in ctr["capabilities"]["drop"].as_array().into_iter().flatten() {
-        flags.push(format!("--cap-drop={}", cap.as_str().expect("a capability")));
+        flags.push(format!(
+            "--cap-drop={}",
+            cap.as_str().expect("a capability")
+        ));
     }
     for cap in ctr["capabilities"]["add"].as_array().into_iter().flatten() {
         flags.push(format!("--cap-add={}", cap.as_str().expect("a capability")));
@@ -148,7 +151,13 @@ pub fn chart_pod() -> ChartPod {
             "seccompProfile {seccomp} is not mapped to podman yet"
         );
     }
-    let known_pod = ["runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile"];
+    let known_pod = [
+        "runAsNonRoot",
+        "runAsUser",
+        "runAsGroup",
+        "fsGroup",
+        "seccompProfile",
+    ];
     let known_ctr = [
         "runAsNonRoot",
         "runAsUser",
@@ -293,7 +302,10 @@ impl Container {
             }
             let out = podman(&["inspect", "--format", "{{.State.Pid}}", &self.name], 30);
             let pid = String::from_utf8_lossy(&out.stdout).trim().parse::<u32>();
-            if let Ok(pid) = pid.map_err(|_| ()).and_then(|p| (p > 0).then_some(p).ok_or(())) {
+            if let Ok(pid) = pid
+                .map_err(|_| ())
+                .and_then(|p| (p > 0).then_some(p).ok_or(()))
+            {
                 return pid;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -248,7 +248,10 @@ fn pod_env(env: &Value, pod_name: &str, namespace: &str) -> Vec<(String, String)
     let mut out = Vec::new();
     for var in env.as_array().into_iter().flatten() {
         let name = var["name"].as_str().expect("an env name").to_string();
-        let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
+        let value = match (
+            &var["value"],
+            var["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        ) {
             (Value::String(v), _) => v.clone(),
             (_, Some("metadata.name")) => pod_name.to_string(),
             (_, Some("metadata.namespace")) => namespace.to_string(),

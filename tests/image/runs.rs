@@ -187,12 +187,8 @@ fn validate_in_the_image_passes_the_examples_and_fails_a_broken_policy_with_exit
     std::fs::write(&file, broken).expect("write policy");
     set_mode(&file, 0o644);
     let out = validate(dir.path(), true);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     let doc = &report["documents"][0];
     assert_eq!(doc["file"], "/policies/team.yaml", "{report:#}");
