@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -34,23 +34,36 @@ pub fn image() -> String {
             env!("CARGO_PKG_VERSION")
         )
     });
-    static CHECKED: Once = Once::new();
-    CHECKED.call_once(|| {
-        let out = Command::new("podman").arg("--version").output();
-        assert!(
-            out.is_ok_and(|o| o.status.success()),
-            "podman is missing: `bash scripts/test-deps.sh` installs Debian's podman, buildah and \
-             runc (as root)"
-        );
-        let out = podman(&["image", "exists", &image], 30);
-        assert!(
-            out.status.success(),
+    // Checked once per test binary; every test that needs it fails with the same message.
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(missing) = CHECKED.get_or_init(|| check(&image)) {
+        panic!("{missing}");
+    }
+    image
+}
+
+/// What is missing to run `image`, named with how to get it.
+fn check(image: &str) -> Result<(), String> {
+    for tool in ["podman", "runc", "skopeo"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(format!(
+                "{tool} is missing: `bash scripts/test-deps.sh` installs Debian's podman, \
+                 buildah, runc and skopeo (as root)"
+            ));
+        }
+    }
+    if !podman(&["image", "exists", image], 30).status.success() {
+        return Err(format!(
             "the image {image} is missing: build it with `bash scripts/image.sh` (or set \
              {IMAGE_ENV} to one that exists)"
-        );
-        remove_orphans();
-    });
-    image
+        ));
+    }
+    remove_orphans();
+    Ok(())
 }
 
 /// `podman ARGS`, bounded by `secs`.
