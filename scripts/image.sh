@@ -8,7 +8,7 @@
 #    is made of (base-files, netbase, tzdata, media-types, CA certificates, libc6, libssl3,
 #    libgcc-s1, libgomp1, libstdc++6, gcc-12-base), fetched with `apt-get download` and unpacked
 #    with `dpkg-deb -x` (no maintainer script runs), plus what distroless adds by hand: the CA
-#    bundle, /etc/passwd and /etc/group with root, nobody and nonroot (65532), nsswitch.conf,
+#    bundle (of ca-certificates only that and its copyright), /etc/passwd and /etc/group with root, nobody and nonroot (65532), nsswitch.conf,
 #    /home/nonroot, a dpkg status entry per package for image scanners. Imported with
 #    `podman import`; rebuilt only when the recipe below or a package version changes.
 # 2. The binary: `cargo build --release --locked`, stripped into
@@ -34,6 +34,9 @@ BASE_PACKAGES=(base-files netbase tzdata media-types ca-certificates libc6 libss
   libgomp1 libstdc++6 gcc-12-base)
 
 die() { echo "image.sh: $*" >&2; exit 1; }
+image_id() { podman image inspect --format '{{ .Id }}' "$1" 2>/dev/null || true; }
+# Removes image $1 (an ID) unless it is still $2's: a rebuild moves the tags, the old one goes.
+drop_old() { [[ -n $1 && $1 != "$(image_id "$2")" ]] && podman rmi -f "$1" >/dev/null 2>&1 || true; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 for tool in podman runc dpkg-deb apt-get strip; do
@@ -48,19 +51,25 @@ arch=$(dpkg --print-architecture)
 # ---------------------------------------------------------------- the base
 # Writes the root filesystem of the base into $1 from the .deb files in $2.
 base_rootfs() {
-  local root=$1 debs=$2 deb pkg
+  local root=$1 debs=$2 deb pkg certs
   mkdir -p "$root/var/lib/dpkg/status.d"
   for deb in "$debs"/*.deb; do
-    dpkg-deb -x "$deb" "$root"
     pkg=$(dpkg-deb -f "$deb" Package)
+    [[ $pkg == ca-certificates ]] && continue
+    dpkg-deb -x "$deb" "$root"
     # What distroless writes too: scanners (trivy, syft) read the packages from here.
     dpkg-deb -f "$deb" >"$root/var/lib/dpkg/status.d/$pkg"
   done
-  # The bundle update-ca-certificates would write with the default configuration (every
-  # certificate the package ships); no maintainer script ran to write it.
-  mkdir -p "$root/etc/ssl/certs"
-  find "$root/usr/share/ca-certificates" -name '*.crt' | LC_ALL=C sort | xargs cat \
+  # Of ca-certificates, as distroless takes it, only the bundle update-ca-certificates would
+  # write with the default configuration (every certificate the package ships) and the
+  # copyright; no maintainer script runs here to write it.
+  certs=$(mktemp -d)
+  dpkg-deb -x "$debs"/ca-certificates_*.deb "$certs"
+  mkdir -p "$root/etc/ssl/certs" "$root/usr/share/doc/ca-certificates"
+  find "$certs/usr/share/ca-certificates" -name '*.crt' | LC_ALL=C sort | xargs cat \
     >"$root/etc/ssl/certs/ca-certificates.crt"
+  cp "$certs/usr/share/doc/ca-certificates/copyright" "$root/usr/share/doc/ca-certificates/"
+  rm -rf "$certs"
   printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' \
     'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
     'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$root/etc/passwd"
@@ -83,13 +92,14 @@ base_stamp() {
 }
 
 build_base() {
-  local stamp have="" work=$OUT/base t0=$SECONDS
+  local stamp have="" work=$OUT/base t0=$SECONDS old
   apt-get download --print-uris "${BASE_PACKAGES[@]}" >/dev/null 2>&1 ||
     die "apt cannot find ${BASE_PACKAGES[*]}: run 'apt-get update' first"
   stamp=$(base_stamp)
   have=$(podman image inspect --format '{{ index .Labels "dev.pgw-janitor.base-stamp" }}' \
     "$BASE_IMAGE" 2>/dev/null || true)
   [[ $have == "$stamp" ]] && return 0
+  old=$(image_id "$BASE_IMAGE")
   rm -rf "$work"
   mkdir -p "$work/debs" "$work/rootfs"
   # As root apt would drop to _apt, who cannot write here; the files are checked against the
@@ -105,6 +115,7 @@ build_base() {
       --change "LABEL dev.pgw-janitor.base-stamp=$stamp" \
       - "$BASE_IMAGE" >/dev/null
   rm -rf "$work/rootfs"
+  drop_old "$old" "$BASE_IMAGE"
   echo "image.sh: built the base $BASE_IMAGE from ${#BASE_PACKAGES[@]} Debian packages ($((SECONDS - t0))s)"
 }
 
@@ -126,11 +137,13 @@ IMAGE_ULIMITS=(--ulimit "nofile=$(($(ulimit -n) < 65536 ? $(ulimit -n) : 65536))
   --ulimit "nproc=$(($(ulimit -u) < 4096 ? $(ulimit -u) : 4096))")
 
 build_image() {
-  local t0=$SECONDS archive=$OUT/$NAME-$version.oci.tar
+  local t0=$SECONDS archive=$OUT/$NAME-$version.oci.tar old
+  old=$(image_id "localhost/$NAME:$version")
   podman build -q --runtime runc --platform "linux/$arch" --build-arg "BASE=$BASE_IMAGE" \
     --label "org.opencontainers.image.version=$version" \
     -t "localhost/$NAME:$version" -t "localhost/$NAME:dev" -t "$PUBLISHED:$version" \
     -f Dockerfile . >/dev/null
+  drop_old "$old" "localhost/$NAME:$version"
   rm -f "$archive"
   podman save -q --format oci-archive -o "$archive" "$PUBLISHED:$version"
   echo "image.sh: built localhost/$NAME:$version (:dev, $PUBLISHED:$version) and $archive ($((SECONDS - t0))s)"
