@@ -1,6 +1,6 @@
 # The pushgateway-janitor image: one recipe for the release and for local builds.
 #
-# The binary is built outside the image (a stripped `cargo build --release --locked`), one per
+# The binary is built outside the image (a stripped `cargo build --profile dist --locked`), one per
 # architecture, at target/image/bin/<TARGETARCH>/pushgateway-janitor: scripts/image.sh does it
 # here, the release workflow on one runner per architecture. This file only puts it on a base.
 #

@@ -11,8 +11,9 @@
 #    bundle (of ca-certificates only that and its copyright), /etc/passwd and /etc/group with root, nobody and nonroot (65532), nsswitch.conf,
 #    /home/nonroot, a dpkg status entry per package for image scanners. Imported with
 #    `podman import`; rebuilt only when the recipe below or a package version changes.
-# 2. The binary: `cargo build --release --locked`, stripped into
-#    target/image/bin/<arch>/pushgateway-janitor (<arch> as Docker names it: amd64, arm64).
+# 2. The binary: `cargo build --profile dist --locked` (the release profile with whole-program
+#    LTO, for size: Cargo.toml), stripped into target/image/bin/<arch>/pushgateway-janitor
+#    (<arch> as Docker names it: amd64, arm64).
 # 3. `podman build --build-arg BASE=...` of the Dockerfile, tagged
 #    localhost/pushgateway-janitor:<version> and :dev, and with the name the chart pulls by
 #    default, ghcr.io/pgw-janitor/pushgateway-janitor:<version>, saved under that name as an OCI
@@ -122,12 +123,12 @@ build_base() {
 # ---------------------------------------------------------------- the binary
 build_binary() {
   local t0=$SECONDS bin=$OUT/bin/$arch/$NAME
-  nice -n 5 cargo build --release --locked --bin "$NAME" >"$OUT/cargo-release.log" 2>&1 ||
-    { tail -n 30 "$OUT/cargo-release.log" >&2; die "cargo build --release failed (log: $OUT/cargo-release.log)"; }
+  nice -n 5 cargo build --profile dist --locked --bin "$NAME" >"$OUT/cargo-dist.log" 2>&1 ||
+    { tail -n 30 "$OUT/cargo-dist.log" >&2; die "cargo build --profile dist failed (log: $OUT/cargo-dist.log)"; }
   mkdir -p "$(dirname "$bin")"
-  strip -o "$bin.tmp" "target/release/$NAME"
+  strip -o "$bin.tmp" "target/dist/$NAME"
   mv -f "$bin.tmp" "$bin"
-  echo "image.sh: release binary built and stripped ($((SECONDS - t0))s)"
+  echo "image.sh: binary built (cargo build --profile dist) and stripped ($((SECONDS - t0))s)"
 }
 
 # ---------------------------------------------------------------- the image
