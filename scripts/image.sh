@@ -17,7 +17,9 @@
 # 3. `podman build --build-arg BASE=...` of the Dockerfile, tagged
 #    localhost/pushgateway-janitor:<version> and :dev, and with the name the chart pulls by
 #    default, ghcr.io/pgw-janitor/pushgateway-janitor:<version>, saved under that name as an OCI
-#    archive, target/image/pushgateway-janitor-<version>.oci.tar (for `ctr images import`).
+#    archive, target/image/pushgateway-janitor-<version>.oci.tar (for `ctr images import`). Its
+#    ID goes to target/image/image.id, which the tests run: the tags are the machine's, and
+#    another checkout's build may move them.
 # 4. Prints the binary's, the base's and the image's size and the time `--version` takes in a
 #    container started as the chart starts it.
 #
@@ -36,8 +38,12 @@ BASE_PACKAGES=(base-files netbase tzdata media-types ca-certificates libc6 libss
 
 die() { echo "image.sh: $*" >&2; exit 1; }
 image_id() { podman image inspect --format '{{ .Id }}' "$1" 2>/dev/null || true; }
-# Removes image $1 (an ID) unless it is still $2's: a rebuild moves the tags, the old one goes.
-drop_old() { [[ -n $1 && $1 != "$(image_id "$2")" ]] && podman rmi -f "$1" >/dev/null 2>&1 || true; }
+# Removes image $1 (an ID) once a rebuild moved every tag away from it; one still tagged, or used
+# by a container, stays (podman's storage is the machine's, shared by every checkout on it).
+drop_old() {
+  [[ -n $1 && $(podman image inspect --format '{{ len .RepoTags }}' "$1" 2>/dev/null) == 0 ]] &&
+    podman rmi "$1" >/dev/null 2>&1 || true
+}
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 for tool in podman runc dpkg-deb apt-get strip; do
@@ -116,7 +122,7 @@ build_base() {
       --change "LABEL dev.pgw-janitor.base-stamp=$stamp" \
       - "$BASE_IMAGE" >/dev/null
   rm -rf "$work/rootfs"
-  drop_old "$old" "$BASE_IMAGE"
+  drop_old "$old"
   echo "image.sh: built the base $BASE_IMAGE from ${#BASE_PACKAGES[@]} Debian packages ($((SECONDS - t0))s)"
 }
 
@@ -139,15 +145,18 @@ IMAGE_ULIMITS=(--ulimit "nofile=$(capped "$(ulimit -n)" 65536)"
   --ulimit "nproc=$(capped "$(ulimit -u)" 4096)")
 
 build_image() {
-  local t0=$SECONDS archive=$OUT/$NAME-$version.oci.tar old
-  old=$(image_id "localhost/$NAME:$version")
+  local t0=$SECONDS archive=$OUT/$NAME-$version.oci.tar old=""
+  # Only this checkout's previous build is ever removed, never another's under the same tags.
+  [[ -f $OUT/image.id ]] && old=$(<"$OUT/image.id")
   podman build -q --runtime runc --platform "linux/$arch" --build-arg "BASE=$BASE_IMAGE" \
     --label "org.opencontainers.image.version=$version" \
     -t "localhost/$NAME:$version" -t "localhost/$NAME:dev" -t "$PUBLISHED:$version" \
-    -f Dockerfile . >/dev/null
-  drop_old "$old" "localhost/$NAME:$version"
+    --iidfile "$OUT/image.id" -f Dockerfile . >/dev/null
+  drop_old "$old"
   rm -f "$archive"
   podman save -q --format oci-archive -o "$archive" "$PUBLISHED:$version"
+  [[ $(image_id "$PUBLISHED:$version") == "$(image_id "$(<"$OUT/image.id")")" ]] ||
+    die "another build moved $PUBLISHED:$version while this one saved it; run again"
   echo "image.sh: built localhost/$NAME:$version (:dev, $PUBLISHED:$version) and $archive ($((SECONDS - t0))s)"
 }
 
@@ -167,9 +176,10 @@ build_base
 build_binary
 build_image
 base_size=$(podman image inspect --format '{{ .Size }}' "$BASE_IMAGE")
-image_size=$(podman image inspect --format '{{ .Size }}' "localhost/$NAME:$version")
+image=$(<"$OUT/image.id")
+image_size=$(podman image inspect --format '{{ .Size }}' "$image")
 bin_size=$(stat -c %s "$OUT/bin/$arch/$NAME")
-out=$(podman --runtime runc run --rm --network none "${IMAGE_ULIMITS[@]}" "localhost/$NAME:$version" --version) ||
+out=$(podman --runtime runc run --rm --network none "${IMAGE_ULIMITS[@]}" "$image" --version) ||
   die "the image does not start: '$out'"
 budget=$((40 * 1048576))
 over=""
@@ -179,5 +189,5 @@ echo "image.sh: $out: binary $(mib "$bin_size") (stripped), base $(mib "$base_si
 # same binary run directly.
 in_container=$(median_ms podman --runtime runc run --rm --network none --read-only \
   --read-only-tmpfs=false --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \
-  "${IMAGE_ULIMITS[@]}" "localhost/$NAME:$version" --version)
+  "${IMAGE_ULIMITS[@]}" "$image" --version)
 echo "image.sh: --version: $in_container ms in a container, $(median_ms "$OUT/bin/$arch/$NAME" --version) ms directly (medians of 5)"

@@ -4,8 +4,9 @@
 //! on loopback, as a `hostNetwork` pod would.
 //!
 //! Needs podman, runc and the image: `bash scripts/test-deps.sh` installs podman, `bash
-//! scripts/image.sh` builds `localhost/pushgateway-janitor:<crate version>` (or name another with
-//! `PGW_JANITOR_TEST_IMAGE`). Without them a test fails saying which is missing; none is skipped.
+//! scripts/image.sh` builds the image and writes its ID to `target/image/image.id` (or name
+//! another with `PGW_JANITOR_TEST_IMAGE`). Without them a test fails saying which is missing; none
+//! is skipped.
 //!
 //! Every container is named and labelled with this test process's PID; dropping a [`Container`]
 //! removes it (`podman rm -f`), and the first container of a test binary removes any left by a
@@ -26,13 +27,22 @@ use super::run_bounded;
 pub const IMAGE_ENV: &str = "PGW_JANITOR_TEST_IMAGE";
 const LABEL: &str = "dev.pgw-janitor.test-pid";
 
-/// The image under test, checked to exist (with podman) before the first use.
+/// Where `scripts/image.sh` writes the ID of the image it built.
+const IMAGE_ID_FILE: &str = "target/image/image.id";
+
+/// The image under test, checked to exist (with podman) before the first use: the one
+/// `scripts/image.sh` built in this checkout, by its ID (the tags are the machine's: another
+/// checkout's build may move them), or `PGW_JANITOR_TEST_IMAGE`.
 pub fn image() -> String {
     let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| {
-        format!(
-            "localhost/pushgateway-janitor:{}",
-            env!("CARGO_PKG_VERSION")
-        )
+        std::fs::read_to_string(repo_root().join(IMAGE_ID_FILE))
+            .map(|id| id.trim().trim_start_matches("sha256:").to_string())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no {IMAGE_ID_FILE} ({e}): build the image with `bash scripts/image.sh` (or \
+                     set {IMAGE_ENV} to one that exists)"
+                )
+            })
     });
     // Checked once per test binary; every test that needs it fails with the same message.
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();

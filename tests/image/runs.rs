@@ -35,6 +35,17 @@ fn the_image_runs_the_janitor_as_65532_and_reports_the_crates_version() {
     );
     let pod = chart_pod();
     assert_eq!((pod.uid, pod.gid), (65532, 65532), "the chart's user");
+    // The budget of the issue that made the image: 40 MiB uncompressed, base included.
+    let out = podman(&["image", "inspect", "--format", "{{.Size}}", &image], 30);
+    let size: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the image's size");
+    assert!(
+        size <= 40 << 20,
+        "{image} is {:.1} MiB uncompressed, over its 40 MiB budget",
+        size as f64 / 1048576.0
+    );
 
     let out = run_to_end(
         &RunOpts {
