@@ -22,10 +22,10 @@ use crate::common::{free_port, http_client};
 use crate::runs::set_mode;
 
 /// Flags the tests add to the chart's own controller arguments, all in this one place.
-/// `--min-ttl=1s` stays the chart's (`minTtl` is a value); none is needed today. A controller
-/// that refuses gateways on loopback by default needs its allow-list flag here, since every
-/// gateway of these tests is on 127.0.0.1.
-pub const CONTROLLER_TEST_ARGS: &[&str] = &[];
+/// `--min-ttl=1s` stays the chart's (`minTtl` is a value). The controller refuses loopback
+/// addresses unless the admin's allow-list admits them, and every gateway of these tests is on
+/// 127.0.0.1.
+pub const CONTROLLER_TEST_ARGS: &[&str] = &["--allow-cidr=127.0.0.0/8"];
 
 /// Where the kubelet mounts the ServiceAccount volume, and where kube's in-cluster config reads
 /// the token (again at most a minute after it last read it), `ca.crt` and `namespace`.
