@@ -17,7 +17,7 @@ use super::{Read, Sweep, NOT_ATTEMPTED};
 use crate::engine::{Access, Engine};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
-use crate::model::{Labels, Naming};
+use crate::model::{KeyIndex, Labels, Naming, Presence, Source};
 use crate::plan::{self, Decision, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::Outcome;
@@ -124,21 +124,16 @@ pub(crate) async fn act_on_replica(
             .checked_sub(SAME_MOMENT)
             .unwrap_or_else(Instant::now)
             .max(read.started + Duration::from_nanos(1));
-        let fresh = engine.read(gateway, access, ttl_metric, since, false).await;
+        let fresh = engine
+            .read(gateway, access, ttl_metric, Source::Metrics, since, false)
+            .await;
         match &fresh.snapshot {
             Ok(snapshot) => {
                 let mut replanned_inputs: Vec<ReplicaInput<'_>> = inputs.to_vec();
                 replanned_inputs[index].snapshot = Some(snapshot);
                 let new_plan = plan::plan(&sweep.policy, &replanned_inputs);
-                let still: HashSet<&Labels> = new_plan.replicas[index]
-                    .deletes
-                    .iter()
-                    .map(|d| &d.labels)
-                    .collect();
                 admin_wipe = admin_wipe && new_plan.replicas[index].admin_wipe;
-                let (keep, drop): (Vec<_>, Vec<_>) = decisions
-                    .into_iter()
-                    .partition(|d| still.contains(&d.labels));
+                let (keep, drop) = still_planned(decisions, &new_plan.replicas[index].deletes);
                 tracing::info!(
                     gateway = %redact_url(gateway.url()),
                     dropped = drop.len(),
@@ -246,7 +241,9 @@ pub(crate) async fn act_on_replica(
                         .push(d.labels.clone());
                     let window = snapshot_started.elapsed();
                     let _ = first_sent.get_or_init(Instant::now);
-                    let result = gateway.delete(&d.labels, naming).await;
+                    let result = gateway
+                        .delete_group(&d.labels, d.instance_unsure, naming)
+                        .await;
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
                     if let Err(e) = &result {
                         if unreachable(e) {
@@ -294,7 +291,30 @@ pub(crate) async fn act_on_replica(
     outcome
 }
 
+/// The old plan's decisions that a fresh plan still makes, as the fresh plan made them (its key,
+/// read from the fresh snapshot, is what the deletes and the confirmation look up), and those it
+/// no longer makes. Keys are matched whichever way each read was made (`/metrics` or JSON).
+fn still_planned(old: Vec<Decision>, fresh: &[Decision]) -> (Vec<Decision>, Vec<Decision>) {
+    let index = KeyIndex::new(fresh.iter().map(|d| (&d.labels, d.instance_unsure, 0.0)));
+    let mut taken = HashSet::new();
+    let mut keep = Vec::new();
+    let mut drop = Vec::new();
+    for d in old {
+        match index.find(&d.labels, d.instance_unsure) {
+            Some((at, _)) => {
+                if taken.insert(at) {
+                    keep.push(fresh[at].clone());
+                }
+            }
+            None => drop.push(d),
+        }
+    }
+    (keep, drop)
+}
+
 /// Re-reads the replica until every deleted group is gone or pushed again, within `timeout`.
+/// Re-reads are light (`/metrics`); a delete planned from an exact key that the light read can
+/// only match to "it, or its twin with(out) `instance=""`" is confirmed by a JSON re-read.
 async fn confirm(
     engine: &Engine,
     access: &Access,
@@ -310,23 +330,29 @@ async fn confirm(
     let mut last_error = None;
     // Only a read that started after the last DELETE was answered can confirm it.
     let mut since = Instant::now();
+    let mut source = Source::Metrics;
     // Bounded by the deadline; a few rounds usually suffice because writes are processed in order.
     while !pending.is_empty() {
-        let read = engine.read(gateway, access, ttl_metric, since, false).await;
+        let read = engine
+            .read(gateway, access, ttl_metric, source, since, false)
+            .await;
         match &read.snapshot {
             Ok(snapshot) if snapshot.naming == naming => {
                 last_error = None;
-                let now: HashMap<&Labels, f64> = snapshot
-                    .groups
-                    .iter()
-                    .map(|g| (&g.labels, g.push_time))
-                    .collect();
+                let now = KeyIndex::of_groups(&snapshot.groups);
                 let mut still = Vec::new();
+                source = Source::Metrics;
                 for (d, push) in pending {
-                    match now.get(&d.labels) {
+                    match now.find(&d.labels, d.instance_unsure) {
                         None => done.push((d, Outcome::Deleted, None)),
-                        Some(&t) if t > push => done.push((d, Outcome::Repushed, None)),
-                        Some(_) => still.push((d, push)),
+                        Some((_, Presence::Same(t))) if t > push => {
+                            done.push((d, Outcome::Repushed, None))
+                        }
+                        Some((_, Presence::Same(_))) => still.push((d, push)),
+                        Some((_, Presence::Unsure(_))) => {
+                            source = Source::Json;
+                            still.push((d, push));
+                        }
                     }
                 }
                 pending = still;
