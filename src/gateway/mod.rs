@@ -285,23 +285,15 @@ impl Gateway {
         .await
     }
 
-    /// Deletes the group read as `labels`: when `instance_unsure` (read from `/metrics`), the key
-    /// is `labels` or `labels` plus `instance=""`, so both are deleted, in that order. Only one
-    /// of them can exist on a replica whose `/metrics` answered, and a DELETE of a missing group
-    /// is a no-op: whichever it is goes, and no third group.
-    pub async fn delete_group(
-        &self,
-        labels: &Labels,
-        instance_unsure: bool,
-        naming: Naming,
-    ) -> Result<()> {
-        self.delete(labels, naming).await?;
-        if instance_unsure && !labels.contains_key("instance") {
-            let mut twin = labels.clone();
-            twin.insert("instance".into(), String::new());
-            self.delete(&twin, naming).await?;
-        }
-        Ok(())
+    /// Deletes `labels` plus `instance=""`: the twin of a key read from `/metrics` without an
+    /// `instance` (`instance_unsure`). [`Gateway::delete`] of `labels` itself removes the group
+    /// when it has no instance, the common case; when the confirmation still finds the same copy,
+    /// it was this twin. Only one of the two can exist on a replica whose `/metrics` answered, and
+    /// a DELETE of a missing group is a no-op, so whichever it is goes, and never a third group.
+    pub async fn delete_empty_instance(&self, labels: &Labels, naming: Naming) -> Result<()> {
+        let mut twin = labels.clone();
+        twin.insert("instance".into(), String::new());
+        self.delete(&twin, naming).await
     }
 
     /// `PUT api/v1/admin/wipe`: queues a delete of every group. Only with `--web.enable-admin-api`.

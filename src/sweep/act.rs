@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::{stream, StreamExt};
 
 use super::{Read, Sweep, NOT_ATTEMPTED};
-use crate::engine::{Access, Engine};
+use crate::engine::{Access, Budget, Engine};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
 use crate::model::{KeyIndex, Labels, Naming, Presence, Source};
@@ -241,9 +241,9 @@ pub(crate) async fn act_on_replica(
                         .push(d.labels.clone());
                     let window = snapshot_started.elapsed();
                     let _ = first_sent.get_or_init(Instant::now);
-                    let result = gateway
-                        .delete_group(&d.labels, d.instance_unsure, naming)
-                        .await;
+                    // A key whose instance may be absent or empty is deleted as the first (the
+                    // common case); the confirmation deletes its twin if the copy stays.
+                    let result = gateway.delete(&d.labels, naming).await;
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
                     if let Err(e) = &result {
                         if unreachable(e) {
@@ -271,11 +271,14 @@ pub(crate) async fn act_on_replica(
         }
     }
     let confirmed = confirm(
-        engine,
-        access,
-        gateway,
-        ttl_metric,
-        naming,
+        Confirm {
+            engine,
+            access,
+            gateway,
+            budget: &replica.budget,
+            ttl_metric,
+            naming,
+        },
         pending,
         sweep.tuning.confirm_timeout,
     )
@@ -312,18 +315,50 @@ fn still_planned(old: Vec<Decision>, fresh: &[Decision]) -> (Vec<Decision>, Vec<
     (keep, drop)
 }
 
+/// What confirming deletes on one replica reads and writes with.
+struct Confirm<'a> {
+    engine: &'a Engine,
+    access: &'a Access,
+    gateway: &'a Gateway,
+    budget: &'a Budget,
+    ttl_metric: Option<&'a str>,
+    naming: Naming,
+}
+
+/// One delete waiting for its confirmation: the push time of the copy deleted, and whether the
+/// twin of a key read without a sure instance was deleted too.
+struct Pending {
+    decision: Decision,
+    push: f64,
+    twin_sent: bool,
+}
+
 /// Re-reads the replica until every deleted group is gone or pushed again, within `timeout`.
 /// Re-reads are light (`/metrics`); a delete planned from an exact key that the light read can
-/// only match to "it, or its twin with(out) `instance=""`" is confirmed by a JSON re-read.
+/// only match to "it, or its twin with(out) `instance=""`" is confirmed by a JSON re-read. A key
+/// read without a sure instance whose same copy is still there after its DELETE had
+/// `instance=""`: its twin is deleted then, once, on the replica's budget.
 async fn confirm(
-    engine: &Engine,
-    access: &Access,
-    gateway: &Gateway,
-    ttl_metric: Option<&str>,
-    naming: Naming,
-    mut pending: Vec<(Decision, f64)>,
+    with: Confirm<'_>,
+    pending: Vec<(Decision, f64)>,
     timeout: Duration,
 ) -> Vec<(Decision, Outcome, Option<String>)> {
+    let Confirm {
+        engine,
+        access,
+        gateway,
+        budget,
+        ttl_metric,
+        naming,
+    } = with;
+    let mut pending: Vec<Pending> = pending
+        .into_iter()
+        .map(|(decision, push)| Pending {
+            decision,
+            push,
+            twin_sent: false,
+        })
+        .collect();
     let mut done = Vec::with_capacity(pending.len());
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(100);
@@ -336,22 +371,29 @@ async fn confirm(
         let read = engine
             .read(gateway, access, ttl_metric, source, since, false)
             .await;
+        let mut twins = Vec::new();
         match &read.snapshot {
             Ok(snapshot) if snapshot.naming == naming => {
                 last_error = None;
                 let now = KeyIndex::of_groups(&snapshot.groups);
                 let mut still = Vec::new();
                 source = Source::Metrics;
-                for (d, push) in pending {
+                for p in pending {
+                    let d = &p.decision;
                     match now.find(&d.labels, d.instance_unsure) {
-                        None => done.push((d, Outcome::Deleted, None)),
-                        Some((_, Presence::Same(t))) if t > push => {
-                            done.push((d, Outcome::Repushed, None))
+                        None => done.push((p.decision, Outcome::Deleted, None)),
+                        Some((_, Presence::Same(t))) if t > p.push => {
+                            done.push((p.decision, Outcome::Repushed, None))
                         }
-                        Some((_, Presence::Same(_))) => still.push((d, push)),
+                        Some((_, Presence::Same(_))) => {
+                            if d.instance_unsure && !p.twin_sent {
+                                twins.push(still.len());
+                            }
+                            still.push(p);
+                        }
                         Some((_, Presence::Unsure(_))) => {
                             source = Source::Json;
-                            still.push((d, push));
+                            still.push(p);
                         }
                     }
                 }
@@ -361,6 +403,29 @@ async fn confirm(
                 last_error = Some("confirming re-read: the replica's naming changed".to_string())
             }
             Err(e) => last_error = Some(format!("confirming re-read failed: {e}")),
+        }
+        if !twins.is_empty() {
+            let sent = stream::iter(twins)
+                .map(|i| {
+                    let labels = &pending[i].decision.labels;
+                    async move {
+                        let ticket = budget.acquire(gateway).await.ok()?;
+                        let result = gateway.delete_empty_instance(labels, naming).await;
+                        budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
+                        result.ok().map(|()| i)
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+            for i in sent.into_iter().flatten() {
+                pending[i].twin_sent = true;
+            }
+            // The twins' deletes were just answered: confirm with a read after them, at once.
+            since = Instant::now();
+            if Instant::now() < deadline {
+                continue;
+            }
         }
         if pending.is_empty() || Instant::now() + pause > deadline {
             break;
@@ -373,7 +438,7 @@ async fn confirm(
     done.extend(
         pending
             .into_iter()
-            .map(|(d, _)| (d, Outcome::Unconfirmed, Some(why.clone()))),
+            .map(|p| (p.decision, Outcome::Unconfirmed, Some(why.clone()))),
     );
     done
 }
