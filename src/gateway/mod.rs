@@ -108,7 +108,12 @@ impl Gateway {
                 let error = status_error(response, &url).await;
                 return Ok(Err(format!("{error}")));
             }
-            if let Err(why) = text_form_fits(&response, naming) {
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if let Err(why) = text_form_fits(content_type, naming) {
                 return Ok(Err(why));
             }
             let clock = clock(&response, &url)?;
@@ -437,12 +442,7 @@ fn parse_error(error: read::ReadError, url: &Url) -> Error {
 /// replica of this naming: with UTF-8 names possible, only `escaping=allow-utf-8` (names quoted,
 /// as 1.11.3 answers the request) is; any other escaping would turn `service.name` into
 /// `service_name`, a name another group may really use.
-fn text_form_fits(response: &Response, naming: Naming) -> std::result::Result<(), String> {
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+fn text_form_fits(content_type: &str, naming: Naming) -> std::result::Result<(), String> {
     let mut parts = content_type.split(';').map(str::trim);
     if !parts
         .next()
@@ -551,6 +551,50 @@ mod tests {
         let parsed = tokio::time::timeout(Duration::from_secs(5), parser).await;
         let err = parsed.expect("parser released").unwrap().unwrap_err();
         assert!(err.is_eof(), "{err}");
+    }
+
+    /// What each gateway answers to `Accept: text/plain;version=1.0.0;escaping=allow-utf-8`
+    /// (checked by hand, December 2026): 1.5.1 ignores the escaping, 1.11.3 honours it with or
+    /// without `--push.enable-utf8-names`, and says `escaping=underscores` when not asked.
+    #[test]
+    fn the_text_form_must_keep_utf8_names_exact_where_a_replica_may_hold_them() {
+        let v151 = "text/plain; version=0.0.4; charset=utf-8";
+        let v1113 = "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8";
+        let underscores = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
+        let cases = [
+            (v151, [true, false, false]),
+            (v1113, [true, true, true]),
+            (underscores, [true, false, false]),
+            (
+                "text/plain; version=1.0.0; escaping=allow-utf-8",
+                [true, true, true],
+            ),
+            ("TEXT/PLAIN; Version=\"0.0.4\"", [true, false, false]),
+            (
+                "text/plain; version=2.0.0; escaping=allow-utf-8",
+                [false; 3],
+            ),
+            ("text/plain", [false; 3]),
+            ("application/json", [false; 3]),
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                [false; 3],
+            ),
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; \
+                 encoding=delimited; escaping=allow-utf-8",
+                [false; 3],
+            ),
+        ];
+        for (content_type, fits) in cases {
+            for (naming, fits) in [Naming::Legacy, Naming::Utf8, Naming::Unknown]
+                .into_iter()
+                .zip(fits)
+            {
+                let got = text_form_fits(content_type, naming);
+                assert_eq!(got.is_ok(), fits, "{content_type} {naming:?}: {got:?}");
+            }
+        }
     }
 
     #[test]
