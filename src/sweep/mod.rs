@@ -2,6 +2,7 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod confirm;
 mod permit;
 mod restarts;
 

@@ -3,6 +3,7 @@ use std::io::BufReader;
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::Labels;
 
 /// Parses `body` read `chunk` bytes at a time, so lines cross the read buffer everywhere.
 fn parse_chunked(body: &str, chunk: usize, ttl: Option<&str>) -> Result<Parsed, TextError> {
