@@ -157,7 +157,7 @@ for kind in "${kinds[@]}"; do
   awk -v l="${label[$kind]}" -v b="$(median "${bodies[$kind]}")" -v w="$(median "${walls[$kind]}")" \
     -v r="$(median "${rests[$kind]}")" -v p="$(median "${peaks[$kind]}")" \
     -v c="$(median "${cpus[$kind]}")" -v m="$(median "${rsss[$kind]}")" \
-    'BEGIN { printf "| %s | %s | %.1f | %.2f | %.2f | %.2f | %.1f | %.0f |\n", l,
+    'BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f |\n", l,
       (b > 0 ? sprintf("%.0f", b / 1048576) : "-"), w, r * 1024 / 1e9, p * 1024 / 1e9, p / r, c, m / 1024 }'
 done
 text_wall=$(median "${walls[text]}")

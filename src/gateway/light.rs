@@ -1,13 +1,12 @@
 //! The light read of a replica: push times from `GET /metrics` (see `text.rs` for the parse),
 //! the JSON API only where `/metrics` cannot give the groups exactly.
 
-use futures::stream::{AbortHandle, Abortable};
 use futures::TryStreamExt;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE};
 
 use super::{
-    clock, parse_error, read, send, status_error, text, AbortOnDrop, Gateway, Naming, Progress,
-    Result, Snapshot, Source,
+    clock, parse_error, read, send, status_error, text, Gateway, Naming, Progress, Result,
+    Snapshot, Source,
 };
 use crate::http::redact_url;
 
@@ -79,14 +78,14 @@ impl Gateway {
                 seconds = started.elapsed().as_secs_f64(),
                 "answer started"
             );
-            let (abort, registration) = AbortHandle::new_pair();
-            let _guard = AbortOnDrop(abort);
             let progress = Progress::start(
                 format!("read {}", redact_url(&self.base)),
                 response.content_length(),
                 "bytes",
             );
-            let body = Abortable::new(response.bytes_stream(), registration)
+            // Parsed in this future: dropping it (a timeout, a cancelled caller) drops the body.
+            let body = response
+                .bytes_stream()
                 .inspect_ok(move |chunk| progress.add(chunk.len() as u64))
                 .map_err(|e| std::io::Error::other(e.without_url()));
             let parsed = match text::parse_stream(body, ttl_metric, naming).await {

@@ -10,11 +10,8 @@
 //! and the caller reads the JSON API instead. The one thing it can never say, whether a key holds
 //! `instance=""` or no `instance`, is carried as [`Group::instance_unsure`].
 
-use std::io::BufRead;
-
 use bytes::Bytes;
-use futures::Stream;
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use futures::{Stream, StreamExt};
 
 use crate::model::{Group, Naming, UnkeyedGroup};
 
@@ -31,7 +28,6 @@ const PUSH_FAILURE_TIME: &[u8] = b"push_failure_time_seconds";
 const MAX_LINE: usize = 1 << 20;
 /// A declared-TTL series with more labels than this beyond `job` is not matched to its group.
 const MAX_TTL_LABELS: usize = 12;
-const READ_BUFFER: usize = 256 << 10;
 
 #[derive(Debug)]
 pub(crate) enum TextError {
@@ -57,25 +53,28 @@ pub(crate) struct Parsed {
     pub unkeyed: Vec<UnkeyedGroup>,
 }
 
-/// Parses a body as it streams in, on a blocking thread (like the JSON read).
+/// Parses a body as it streams in, each chunk as it arrives: skipping a line costs a `memchr`,
+/// so the parse keeps pace with the gateway on the async side, without handing every chunk over
+/// to a blocking thread (that hand-over, one chunk at a time, cost more than the parse). The end,
+/// where the kept groups are built, runs on a blocking thread.
 pub(crate) async fn parse_stream<S>(
-    body: S,
+    mut body: S,
     ttl_metric: Option<String>,
     naming: Naming,
 ) -> Result<Parsed, TextError>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let reader = SyncIoBridge::new(StreamReader::new(body));
-    tokio::task::spawn_blocking(move || {
-        let reader = std::io::BufReader::with_capacity(READ_BUFFER, reader);
-        parse(reader, ttl_metric.as_deref(), naming)
-    })
-    .await
-    .unwrap_or_else(|e| match e.try_into_panic() {
-        Ok(panic) => std::panic::resume_unwind(panic),
-        Err(e) => Err(TextError::Io(std::io::Error::other(e))),
-    })
+    let mut parser = Parser::new(ttl_metric.as_deref());
+    while let Some(chunk) = body.next().await {
+        parser.feed(&chunk?)?;
+    }
+    tokio::task::spawn_blocking(move || parser.finish(naming))
+        .await
+        .unwrap_or_else(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => Err(TextError::Io(std::io::Error::other(e))),
+        })
 }
 
 /// Which of the wanted lines a line is.
@@ -130,78 +129,108 @@ impl Wanted {
     }
 }
 
-/// Parses a whole `/metrics` text body. `naming` is the replica's: a key it cannot address is
-/// reported unkeyed, as the JSON read does.
+/// Parses a whole `/metrics` text body from a reader. `naming` is the replica's: a key it cannot
+/// address is reported unkeyed, as the JSON read does.
+#[cfg(test)]
 pub(crate) fn parse(
-    mut reader: impl BufRead,
+    mut reader: impl std::io::BufRead,
     ttl_metric: Option<&str>,
     naming: Naming,
 ) -> Result<Parsed, TextError> {
-    let wanted = Wanted::new(ttl_metric);
-    let mut store = Store::default();
-    // A line that goes on past the buffer: its start, and whether it is wanted (unknown until
-    // `probe` bytes are in).
-    let mut carry: Vec<u8> = Vec::new();
-    let mut carrying = false;
-    let mut carry_kind: Option<Option<Kind>> = None;
+    let mut parser = Parser::new(ttl_metric);
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            if carrying {
-                let kind = carry_kind.unwrap_or_else(|| wanted.kind(&carry));
-                if let Some(kind) = kind {
-                    store.line(kind, &carry)?;
-                }
-            }
             break;
         }
+        parser.feed(buf)?;
+        let len = buf.len();
+        reader.consume(len);
+    }
+    parser.finish(naming)
+}
+
+/// A push parser: fed the body in chunks of any size, it finds each line, whichever chunks it
+/// spans, and hands the wanted ones to its [`Store`].
+pub(crate) struct Parser {
+    wanted: Wanted,
+    store: Store,
+    /// A line that goes on past the chunk: its start, while it may be wanted.
+    carry: Vec<u8>,
+    carrying: bool,
+    /// Whether the carried line is wanted: `None` until `probe` bytes (or its end) are in.
+    carry_kind: Option<Option<Kind>>,
+}
+
+impl Parser {
+    pub fn new(ttl_metric: Option<&str>) -> Self {
+        Parser {
+            wanted: Wanted::new(ttl_metric),
+            store: Store::default(),
+            carry: Vec::new(),
+            carrying: false,
+            carry_kind: None,
+        }
+    }
+
+    pub fn feed(&mut self, buf: &[u8]) -> Result<(), TextError> {
         let mut pos = 0;
-        if carrying {
+        if self.carrying {
             let end = memchr::memchr(b'\n', buf);
             let piece = &buf[..end.unwrap_or(buf.len())];
-            if carry_kind != Some(None) {
-                if carry.len() + piece.len() > MAX_LINE {
+            if self.carry_kind != Some(None) {
+                if self.carry.len() + piece.len() > MAX_LINE {
                     return unusable(format!("a line longer than {MAX_LINE} bytes"));
                 }
-                carry.extend_from_slice(piece);
-                if carry_kind.is_none() && (carry.len() >= wanted.probe || end.is_some()) {
-                    carry_kind = Some(wanted.kind(&carry));
+                self.carry.extend_from_slice(piece);
+                let decided = self.carry.len() >= self.wanted.probe || end.is_some();
+                if self.carry_kind.is_none() && decided {
+                    self.carry_kind = Some(self.wanted.kind(&self.carry));
                 }
             }
             let Some(end) = end else {
-                let len = buf.len();
-                reader.consume(len);
-                continue;
+                return Ok(());
             };
-            if let Some(Some(kind)) = carry_kind {
-                store.line(kind, &carry)?;
+            if let Some(Some(kind)) = self.carry_kind {
+                self.store.line(kind, &self.carry)?;
             }
-            carry.clear();
-            carrying = false;
-            carry_kind = None;
+            self.carry.clear();
+            self.carrying = false;
+            self.carry_kind = None;
             pos = end + 1;
         }
         while let Some(end) = memchr::memchr(b'\n', &buf[pos..]) {
             let line = &buf[pos..pos + end];
-            if let Some(kind) = wanted.kind(line) {
-                store.line(kind, line)?;
+            if let Some(kind) = self.wanted.kind(line) {
+                self.store.line(kind, line)?;
             }
             pos += end + 1;
         }
         if pos < buf.len() {
-            carry.extend_from_slice(&buf[pos..]);
-            carrying = true;
-            if carry.len() >= wanted.probe {
-                carry_kind = Some(wanted.kind(&carry));
-                if carry_kind == Some(None) {
-                    carry.clear();
+            self.carry.extend_from_slice(&buf[pos..]);
+            self.carrying = true;
+            if self.carry.len() >= self.wanted.probe {
+                self.carry_kind = Some(self.wanted.kind(&self.carry));
+                if self.carry_kind == Some(None) {
+                    self.carry.clear();
                 }
             }
         }
-        let len = buf.len();
-        reader.consume(len);
+        Ok(())
     }
-    store.finish(naming)
+
+    /// The groups, once the body ended (a last line without its newline included).
+    pub fn finish(mut self, naming: Naming) -> Result<Parsed, TextError> {
+        if self.carrying {
+            let kind = self
+                .carry_kind
+                .unwrap_or_else(|| self.wanted.kind(&self.carry));
+            if let Some(kind) = kind {
+                self.store.line(kind, &self.carry)?;
+            }
+        }
+        self.store.finish(naming)
+    }
 }
 
 /// The start of a line, for an error message.
