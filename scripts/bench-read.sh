@@ -101,22 +101,24 @@ declare -A label=(
   [janitor]='janitor sweep --dry-run (light read)'
   [janitor-json]='janitor sweep --dry-run, PGW_JANITOR_READ=json'
 )
+# The janitor's debug lines "answer started" and "answer read" time its read's first byte and end.
+logs=(--log-level error,pushgateway_janitor::gateway=debug --log-format json)
 # Sets cmd to the reading command of kind $1.
 read_cmd() {
-  local size=(curl -s -o /dev/null -w '%{size_download}')
+  local size=(curl -s -o /dev/null -w '%{size_download} %{time_starttransfer} %{time_total}\n')
   case $1 in
     json) cmd=("${size[@]}" "$url/api/v1/metrics") ;;
     text) cmd=("${size[@]}" -H "Accept: $text" -H 'Accept-Encoding: identity' "$url/metrics") ;;
     gzip) cmd=("${size[@]}" -H "Accept: $text" -H 'Accept-Encoding: gzip' "$url/metrics") ;;
     protobuf) cmd=("${size[@]}" -H "Accept: $proto" "$url/metrics") ;;
     janitor) cmd=(env -u PGW_JANITOR_READ "$janitor" sweep --gateway "$url" --ttl 1h --dry-run
-      --output json --request-timeout 10m --log-level error) ;;
+      --output json --request-timeout 10m "${logs[@]}") ;;
     janitor-json) cmd=(env PGW_JANITOR_READ=json "$janitor" sweep --gateway "$url" --ttl 1h
-      --dry-run --output json --request-timeout 10m --log-level error) ;;
+      --dry-run --output json --request-timeout 10m "${logs[@]}") ;;
   esac
 }
 
-declare -A walls rests peaks cpus rsss bodies
+declare -A walls rests peaks cpus rsss bodies tails
 for round in $(seq "$rounds"); do
   for kind in "${kinds[@]}"; do
     start_gateway "$work/store"
@@ -129,39 +131,51 @@ for round in $(seq "$rounds"); do
     peak=$(kib VmHWM)
     stop_gateway
     read -r wall rss user sys <"$work/time"
+    tail=0
+    # The gateway builds (JSON) or gathers (/metrics) everything before its first byte: the
+    # time after it is the reader's own share.
     case $kind in
       janitor*)
         seen=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["groups_seen"])' "$work/out")
         [ "$seen" -ge "$groups" ] || { echo "the janitor saw $seen groups" >&2; exit 1; }
+        tail=$(python3 -c '
+import json, sys
+at = {}
+for line in open(sys.argv[1]):
+    event = json.loads(line)
+    if event.get("message") in ("answer started", "answer read"):
+        at[event["message"]] = event["seconds"]
+print("%.3f" % (at["answer read"] - at["answer started"]))' "$work/err")
         body=0 ;;
-      *) body=$(cat "$work/out") ;;
+      *)
+        read -r body first total <"$work/out"
+        tail=$(awk -v t="$total" -v f="$first" 'BEGIN { printf "%.3f", t - f }') ;;
     esac
     cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
     echo "round $round, $kind: wall $wall s, gateway rest $rest KiB, peak $peak KiB," \
-      "reader CPU $cpu s, max RSS $rss KiB, body $body bytes" >&2
+      "reader CPU $cpu s, max RSS $rss KiB, body $body bytes, after the first byte $tail s" >&2
     walls[$kind]+="$wall "
     rests[$kind]+="$rest "
     peaks[$kind]+="$peak "
     cpus[$kind]+="$cpu "
     rsss[$kind]+="$rss "
     bodies[$kind]+="$body "
+    tails[$kind]+="$tail "
   done
 done
 
 median() { printf '%s\n' $1 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 echo
 echo "gateway $version, $groups groups x $series series, $rounds rounds (medians), a fresh gateway per read, ${settle}s of rest before each"
-echo "| read | body MiB | wall s | gateway rest GB | gateway peak GB | peak / rest | reader CPU s | reader max RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| read | body MiB | wall s | after the first byte s | gateway rest GB | gateway peak GB | peak / rest | reader CPU s | reader max RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for kind in "${kinds[@]}"; do
   awk -v l="${label[$kind]}" -v b="$(median "${bodies[$kind]}")" -v w="$(median "${walls[$kind]}")" \
     -v r="$(median "${rests[$kind]}")" -v p="$(median "${peaks[$kind]}")" \
-    -v c="$(median "${cpus[$kind]}")" -v m="$(median "${rsss[$kind]}")" \
-    'BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f |\n", l,
-      (b > 0 ? sprintf("%.0f", b / 1048576) : "-"), w, r * 1024 / 1e9, p * 1024 / 1e9, p / r, c, m / 1024 }'
+    -v c="$(median "${cpus[$kind]}")" -v m="$(median "${rsss[$kind]}")" -v t="$(median "${tails[$kind]}")" \
+    'BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f |\n", l,
+      (b > 0 ? sprintf("%.0f", b / 1048576) : "-"), w, t, r * 1024 / 1e9, p * 1024 / 1e9, p / r, c, m / 1024 }'
 done
-text_wall=$(median "${walls[text]}")
-janitor_wall=$(median "${walls[janitor]}")
-json_wall=$(median "${walls[json]}")
-awk -v j="$janitor_wall" -v t="$text_wall" -v k="$json_wall" \
-  'BEGIN { printf "janitor light read / curl of the same /metrics: %.2f; / curl of the JSON API: %.2f\n", j / t, j / k }'
+awk -v j="$(median "${walls[janitor]}")" -v t="$(median "${walls[text]}")" \
+  -v k="$(median "${walls[json]}")" -v jt="$(median "${tails[janitor]}")" -v tt="$(median "${tails[text]}")" \
+  'BEGIN { printf "janitor light read / curl of the same /metrics: %.2f (after the first byte: %.2f s against %.2f s); / curl of the JSON API: %.2f\n", j / t, jt, tt, j / k }'
