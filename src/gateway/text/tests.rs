@@ -284,3 +284,30 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Whatever the bytes (the wanted line starts mixed with garbage, quotes, escapes, cut
+    /// anywhere), the parse ends with groups or a reason, never a panic, and the same whatever
+    /// the chunking.
+    #[test]
+    fn any_body_is_parsed_or_refused_never_a_panic(
+        pieces in prop::collection::vec(prop_oneof![
+            Just("push_time_seconds{".to_string()),
+            Just("push_failure_time_seconds{".to_string()),
+            Just("ttl{".to_string()),
+            Just("# TYPE ttl gauge\n".to_string()),
+            Just("job=\"a\"".to_string()),
+            Just("instance=\"\"".to_string()),
+            Just("\"x.y\"=\"\\\\\\\"\"".to_string()),
+            Just("} 1e+09\n".to_string()),
+            Just(",".to_string()),
+            "[ -~\n]{0,8}",
+        ], 0..40),
+        chunk in 1usize..17,
+    ) {
+        let body = pieces.concat();
+        let whole = parse_chunked(&body, 1 << 16, Some("ttl"));
+        let chunked = parse_chunked(&body, chunk, Some("ttl"));
+        prop_assert_eq!(format!("{whole:?}"), format!("{chunked:?}"));
+    }
+}
