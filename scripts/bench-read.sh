@@ -18,6 +18,8 @@
 #   ROUNDS                         rounds of every read (default 3; each row shows medians)
 #   SETTLE                         seconds of rest between a gateway's start and its read
 #                                  (default 5), so its start-up garbage is collected
+#   KINDS                          the reads to measure (default all: json text gzip protobuf
+#                                  janitor janitor-json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups=${1:-101000}
@@ -92,7 +94,7 @@ gw_pid=
 
 text='text/plain;version=1.0.0;escaping=allow-utf-8'
 proto='application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8'
-kinds=(json text gzip protobuf janitor janitor-json)
+read -r -a kinds <<<"${KINDS:-json text gzip protobuf janitor janitor-json}"
 declare -A label=(
   [json]='curl GET /api/v1/metrics'
   [text]='curl GET /metrics, text'
@@ -176,6 +178,12 @@ for kind in "${kinds[@]}"; do
     'BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f |\n", l,
       (b > 0 ? sprintf("%.0f", b / 1048576) : "-"), w, t, r * 1024 / 1e9, p * 1024 / 1e9, p / r, c, m / 1024 }'
 done
-awk -v j="$(median "${walls[janitor]}")" -v t="$(median "${walls[text]}")" \
-  -v k="$(median "${walls[json]}")" -v jt="$(median "${tails[janitor]}")" -v tt="$(median "${tails[text]}")" \
-  'BEGIN { printf "janitor light read / curl of the same /metrics: %.2f (after the first byte: %.2f s against %.2f s); / curl of the JSON API: %.2f\n", j / t, jt, tt, j / k }'
+if [ -n "${walls[janitor]:-}" ] && [ -n "${walls[text]:-}" ]; then
+  awk -v j="$(median "${walls[janitor]}")" -v t="$(median "${walls[text]}")" \
+    -v jt="$(median "${tails[janitor]}")" -v tt="$(median "${tails[text]}")" \
+    'BEGIN { printf "janitor light read / curl of the same /metrics: %.2f (after the first byte: %.2f s against %.2f s)\n", j / t, jt, tt }'
+fi
+if [ -n "${walls[janitor]:-}" ] && [ -n "${walls[json]:-}" ]; then
+  awk -v j="$(median "${walls[janitor]}")" -v k="$(median "${walls[json]}")" \
+    'BEGIN { printf "janitor light read / curl of the JSON API: %.2f\n", j / k }'
+fi
