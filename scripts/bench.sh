@@ -11,7 +11,8 @@
 #    from the first to all processed), medians of ROUNDS rounds, both under the same scrapes; with
 #    the slowest `/metrics` scrape during the janitor's deletes against one at rest, and whether
 #    the write queue ever filled (the janitor says so when `/-/healthy` answers 500).
-#  - reads: `api/v1/metrics` reads per replica in one cycle with 1, 10 and 100 policies over 3
+#  - reads: reads per replica (each starts with one `api/v1/status`; the gateway does not count
+#    its own `/metrics`, where the groups are read) in one cycle with 1, 10 and 100 policies over 3
 #    replicas, counted by each gateway itself (`pushgateway_http_requests_total`), for
 #    `run --policies --once` and for the controller on the real kube-apiserver.
 #  - memory at rest: VmRSS of the controller and of `run --policies` after every policy swept.
@@ -46,8 +47,8 @@ start_gateway() {
   poll 150 curl -sf "$gw_url/-/ready" -o /dev/null
 }
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-reads_of() { # the gateway's own count of api/v1/metrics reads
-  curl -s "$1/metrics" | awk '/^pushgateway_http_requests_total/ && /handler="api\/v1\/metrics"/ {n += $2} END {print n + 0}'
+reads_of() { # the gateway's own count of reads: each starts with one api/v1/status
+  curl -s "$1/metrics" | awk '/^pushgateway_http_requests_total/ && /handler="api\/v1\/status"/ {n += $2} END {print n + 0}'
 }
 scrape_seconds() { curl -s -o /dev/null -w '%{time_total}' "$1/metrics"; }
 ratio() { python3 -c "print($1 / $2)"; }

@@ -40,7 +40,7 @@ bash scripts/image.sh
 gateway_suites=(sweep_cli gateway_client gateway_faults harness_facts auth_tls bad_input
   run_policies controller_reconcile controller_e2e utf8_names metric_kinds version_facts discovery
   dashboard inspect delete_log faults_gateway faults_stalls faults_prometheus soak_short
-  controller_restart progress run_reload)
+  controller_restart progress run_reload read_light read_memory_limit)
 suite_args=()
 for t in "${gateway_suites[@]}"; do suite_args+=(--test "$t"); done
 

@@ -1,6 +1,8 @@
 //! The gateway client against a real Pushgateway (1.5.1 and 1.11.3, see `common::binaries`): keys read back exactly, deletes
 //! remove exactly one group, status and wipe follow the admin flag, route prefixes, and a poisoned
-//! replica healed by deleting its phantom. Groups are pushed with paths encoded here, by hand,
+//! replica healed by deleting its phantom. Both reads: the JSON API's (exact keys), and the light
+//! read of `/metrics` (exact but for an instance that may be absent or empty, which its delete
+//! covers), falling back to the JSON API where `/metrics` cannot answer. Groups are pushed with paths encoded here, by hand,
 //! independently of `group_path`, so a wrong encoding in the client cannot hide behind itself.
 
 pub mod common;
@@ -11,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::binaries::pushgateway_version;
 use common::{GatewayOpts, TestGateway};
 use pushgateway_janitor::gateway::Gateway;
-use pushgateway_janitor::model::{Labels, Naming, Snapshot};
+use pushgateway_janitor::model::{Labels, Naming, Snapshot, Source};
 use pushgateway_janitor::Error;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,10 +29,37 @@ fn client(pgw: &Pgw) -> Gateway {
     Gateway::new(base, reqwest::Client::new(), TIMEOUT)
 }
 
-/// Reads as a sweep does: the status first, for the replica's naming.
+/// Reads as a sweep does: the status first, for the replica's naming; the light read.
 async fn read(gw: &Gateway, ttl_metric: Option<&str>) -> Snapshot {
     let naming = Naming::of(Some(&gw.status().await.expect("status")));
     gw.read(ttl_metric, naming).await.expect("read")
+}
+
+/// The JSON API's read, as `inspect` makes it.
+async fn read_json(gw: &Gateway, ttl_metric: Option<&str>) -> Snapshot {
+    let naming = Naming::of(Some(&gw.status().await.expect("status")));
+    gw.read_json(ttl_metric, naming).await.expect("read")
+}
+
+/// What the light read shows of an exact key: an absent or empty instance as "unsure", without
+/// the label.
+fn as_light(key: &Labels) -> (Labels, bool) {
+    match key.get("instance") {
+        Some(v) if !v.is_empty() => (key.clone(), false),
+        _ => (key.iter().filter(|(n, _)| *n != "instance").collect(), true),
+    }
+}
+
+/// The light read's keys, each with whether its instance is unsure.
+async fn light_keys(gw: &Gateway) -> BTreeSet<(Labels, bool)> {
+    let snapshot = read(gw, None).await;
+    assert_eq!(snapshot.source, Source::Metrics);
+    assert!(snapshot.unkeyed.is_empty(), "{:?}", snapshot.unkeyed);
+    snapshot
+        .groups
+        .into_iter()
+        .map(|g| (g.labels, g.instance_unsure))
+        .collect()
 }
 
 /// URL-safe base64 written out here, padding kept (the gateway strips it), so pushes do not go
@@ -77,8 +106,9 @@ fn labels(key: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// The exact keys, from the JSON API.
 async fn keys(gw: &Gateway) -> BTreeSet<Labels> {
-    let snapshot = read(gw, None).await;
+    let snapshot = read_json(gw, None).await;
     assert!(snapshot.unkeyed.is_empty(), "{:?}", snapshot.unkeyed);
     snapshot.groups.into_iter().map(|g| g.labels).collect()
 }
@@ -123,6 +153,8 @@ async fn read_returns_exactly_the_pushed_keys_and_delete_removes_exactly_one() {
     }
     let mut expected: BTreeSet<Labels> = KEYS.iter().map(|k| labels(k)).collect();
     assert_eq!(keys(&gw).await, expected);
+    let light: BTreeSet<(Labels, bool)> = expected.iter().map(as_light).collect();
+    assert_eq!(light_keys(&gw).await, light);
 
     let snapshot = read(&gw, None).await;
     // The Date header has a one-second resolution; the bound is loose on purpose.
@@ -136,9 +168,21 @@ async fn read_returns_exactly_the_pushed_keys_and_delete_removes_exactly_one() {
         assert!((group.push_time - snapshot.clock).abs() < 30.0, "{group:?}");
     }
 
+    // Each group deleted by the key the light read gave, as a sweep does: the key itself, then,
+    // when its instance was unsure and the group stays, its twin with `instance=""`. Exactly it
+    // goes (`{job="plain"}` goes, `{job="plain",instance="host:9100"}` stays).
     for key in KEYS {
         let key = labels(key);
-        gw.delete(&key, Naming::Legacy).await.expect("delete");
+        let (light, unsure) = as_light(&key);
+        gw.delete(&light, Naming::Legacy).await.expect("delete");
+        if key.get("instance") == Some("") {
+            // `{job="empty-instance"}` does not exist: that DELETE was a no-op.
+            until_keys(&gw, &expected).await;
+            assert!(unsure);
+            gw.delete_empty_instance(&light, Naming::Legacy)
+                .await
+                .expect("delete the twin");
+        }
         expected.remove(&key);
         until_keys(&gw, &expected).await;
     }
@@ -207,6 +251,10 @@ async fn a_route_prefix_in_the_base_url_is_kept() {
             Some("/pgw")
         );
         assert_eq!(keys(&gw).await, BTreeSet::from([labels(key)]));
+        assert_eq!(
+            light_keys(&gw).await,
+            BTreeSet::from([as_light(&labels(key))])
+        );
     }
     let gw = client(&pgw);
     gw.delete(&labels(key), Naming::Legacy).await.unwrap();
@@ -229,7 +277,9 @@ async fn deleting_the_phantom_heals_a_poisoned_replica() {
         "the poisoning push fails"
     );
 
+    // `/metrics` answers 500: the read falls back to the JSON API, which keys both twins.
     let snapshot = read(&gw, None).await;
+    assert_eq!(snapshot.source, Source::Json);
     let find = |key: &Labels| snapshot.groups.iter().find(|g| &g.labels == key).cloned();
     let real = find(&labels(&[("job", "a")])).expect("the real group");
     let ghost = find(&labels(phantom)).expect("the phantom group");
@@ -252,6 +302,10 @@ async fn deleting_the_phantom_heals_a_poisoned_replica() {
     gw.delete(&ghost.labels, snapshot.naming).await.unwrap();
     until_keys(&gw, &BTreeSet::from([real.labels.clone()])).await;
     assert_eq!(metrics().await, 200, "healed");
+    assert_eq!(
+        light_keys(&gw).await,
+        BTreeSet::from([(labels(&[("job", "a")]), true)])
+    );
 }
 
 #[tokio::test]
@@ -264,7 +318,21 @@ async fn colliding_family_names_and_a_declared_ttl() {
     let declared = "# TYPE janitor_ttl_seconds gauge\njanitor_ttl_seconds 3600\n";
     assert_eq!(push_body(&pgw, "/job/ok", declared).await, 200);
 
-    let snapshot = read(&gw, Some("janitor_ttl_seconds")).await;
+    // The JSON API loses the key under a family named `labels`; `/metrics` shows it on the push
+    // time as any other.
+    let light = read(&gw, Some("janitor_ttl_seconds")).await;
+    assert_eq!(light.source, Source::Metrics);
+    assert!(light.unkeyed.is_empty(), "{:?}", light.unkeyed);
+    let ttls: BTreeSet<_> = light
+        .groups
+        .iter()
+        .map(|g| (&g.labels["job"], g.declared_ttl.map(|t| t as u64)))
+        .collect();
+    let expected = BTreeSet::from([("flag", None), ("hidden", None), ("ok", Some(3600))]);
+    assert_eq!(ttls, expected, "a pushed TTL gauge is read from /metrics");
+    assert!(light.groups.iter().all(|g| g.last_push_successful));
+
+    let snapshot = read_json(&gw, Some("janitor_ttl_seconds")).await;
     assert_eq!(snapshot.unkeyed.len(), 1, "{:?}", snapshot.unkeyed);
     let keys: BTreeSet<_> = snapshot.groups.iter().map(|g| g.labels.clone()).collect();
     let expected = BTreeSet::from([labels(&[("job", "flag")]), labels(&[("job", "ok")])]);

@@ -1,9 +1,11 @@
 //! What a read keeps per group, counted by the allocator (issue 10: "a kept group costs at most
 //! 300 bytes on top of its key's own characters"). A counting global allocator sees every heap
-//! byte of this test binary; `Gateway::read` reads a generated `/api/v1/metrics` body shaped like
-//! a real gateway's (Go's sorted keys, a gauge family, a histogram, long-ish instance names) from
-//! a local HTTP server, exactly as it reads a replica. Memory only: no timing here
-//! (`scripts/bench-read.sh` measures time and RSS on a real gateway).
+//! byte of this test binary; `Gateway::read_json` reads a generated `/api/v1/metrics` body shaped
+//! like a real gateway's (Go's sorted keys, a gauge family, a histogram, long-ish instance names),
+//! and `Gateway::read` the same store as `/metrics` text, from a local HTTP server (a generated
+//! body of 20 000 groups: a real gateway would take minutes to fill), exactly as they read a
+//! replica. Memory only: no timing here (`scripts/bench-read.sh` measures time and RSS on a real
+//! gateway; `tests/read_memory_limit.rs` runs a real gateway under a memory limit).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushgateway_janitor::gateway::Gateway;
-use pushgateway_janitor::model::{Naming, Snapshot};
+use pushgateway_janitor::model::{Naming, Snapshot, Source};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Live heap bytes, and the most there ever were since the last `reset_peak`.
@@ -129,7 +131,61 @@ fn body() -> String {
     out
 }
 
-/// Serves `body` to every connection as the gateway's JSON API answers, until the test ends.
+/// The same store as `/metrics` text, as 1.11.3 writes it: families sorted by name, each group's
+/// key on its push times with `instance` always shown.
+fn text_body() -> String {
+    let mut out = String::new();
+    let series = |i: usize, extra: &str| {
+        format!(r#"{{instance="{}",job="{}"{extra}}}"#, instance(i), job(i))
+    };
+    out.push_str(
+        "# HELP bench_rows rows
+# TYPE bench_rows gauge
+",
+    );
+    for i in 0..GROUPS {
+        for s in 0..GAUGES {
+            let labels = series(i, &format!(r#",stage="load",table="t{s}""#));
+            writeln!(out, "bench_rows{labels} {}", s * 1000 + 7).unwrap();
+        }
+    }
+    out.push_str(
+        "# HELP bench_seconds seconds
+# TYPE bench_seconds histogram
+",
+    );
+    for i in 0..GROUPS {
+        for le in ["0.1", "1", "10", "+Inf"] {
+            writeln!(
+                out,
+                "bench_seconds_bucket{} 3",
+                series(i, &format!(r#",le="{le}""#))
+            )
+            .unwrap();
+        }
+        writeln!(out, "bench_seconds_sum{} 4.2", series(i, "")).unwrap();
+        writeln!(out, "bench_seconds_count{} 3", series(i, "")).unwrap();
+    }
+    out.push_str(
+        "# HELP push_failure_time_seconds failed
+# TYPE push_failure_time_seconds gauge
+",
+    );
+    for i in 0..GROUPS {
+        writeln!(out, "push_failure_time_seconds{} 0", series(i, "")).unwrap();
+    }
+    out.push_str(
+        "# HELP push_time_seconds succeeded
+# TYPE push_time_seconds gauge
+",
+    );
+    for i in 0..GROUPS {
+        writeln!(out, "push_time_seconds{} 1.7966{i:06}e+09", series(i, "")).unwrap();
+    }
+    out
+}
+
+/// Serves `body` to every connection as the gateway answers (JSON, or text), until the test ends.
 async fn serve(body: Arc<String>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -142,8 +198,13 @@ async fn serve(body: Arc<String>) -> String {
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
                 let _ = conn.read(&mut request).await;
+                let content_type = if body.starts_with('{') {
+                    "application/json"
+                } else {
+                    "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"
+                };
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: {}\r\n\
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nDate: {}\r\n\
                      Content-Length: {}\r\nConnection: close\r\n\r\n",
                     httpdate::fmt_http_date(std::time::SystemTime::now()),
                     body.len()
@@ -156,13 +217,23 @@ async fn serve(body: Arc<String>) -> String {
     format!("http://{addr}/")
 }
 
+/// One test for both reads: the allocator's counts are the whole binary's, so two tests running
+/// at once would count each other's bytes.
 #[test]
-fn a_kept_group_costs_at_most_300_bytes_beyond_its_own_key_characters() {
+fn a_kept_group_costs_at_most_300_bytes_beyond_its_own_key_characters_in_either_read() {
+    kept_group_cost(Source::Json);
+    kept_group_cost(Source::Metrics);
+}
+
+fn kept_group_cost(source: Source) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let body = Arc::new(body());
+    let body = Arc::new(match source {
+        Source::Json => body(),
+        Source::Metrics => text_body(),
+    });
     let url = runtime.block_on(serve(body.clone()));
     let gateway = Gateway::new(
         url.parse().unwrap(),
@@ -170,8 +241,15 @@ fn a_kept_group_costs_at_most_300_bytes_beyond_its_own_key_characters() {
         Duration::from_secs(60),
     );
     let read = || -> Snapshot {
-        let snapshot = runtime.block_on(gateway.read(None, Naming::Legacy));
-        snapshot.expect("read")
+        let snapshot = runtime.block_on(async {
+            match source {
+                Source::Json => gateway.read_json(None, Naming::Legacy).await,
+                Source::Metrics => gateway.read(None, Naming::Legacy).await,
+            }
+        });
+        let snapshot = snapshot.expect("read");
+        assert_eq!(snapshot.source, source);
+        snapshot
     };
     // A first read warms up what stays whatever is read (the connection pool, the runtime).
     drop(read());
@@ -191,7 +269,8 @@ fn a_kept_group_costs_at_most_300_bytes_beyond_its_own_key_characters() {
             g.push_time,
             format!("1.7966{i:06}e+09").parse::<f64>().unwrap()
         );
-        assert_eq!(g.series, GAUGES as u64 + 1);
+        let series = (source == Source::Json).then_some(GAUGES as u64 + 1);
+        assert_eq!(g.series, series, "only the JSON API counts series");
     }
 
     // Label names and job names are one copy each, shared by every group.
@@ -219,8 +298,9 @@ fn a_kept_group_costs_at_most_300_bytes_beyond_its_own_key_characters() {
     let kept = with - LIVE.load(Relaxed);
     let per_group = (kept - own_chars) as f64 / GROUPS as f64;
     eprintln!(
-        "{GROUPS} groups, body {} MiB: kept {kept} bytes, {per_group:.1} per group beyond their \
+        "{} read, {GROUPS} groups, body {} MiB: kept {kept} bytes, {per_group:.1} per group beyond their \
          own {own_chars} key characters; peak while reading {peak} bytes",
+        source.as_str(),
         body.len() >> 20
     );
     assert!(

@@ -173,9 +173,30 @@ async fn only_the_expired_utf8_groups_are_swept() {
     sleep_past(2.0).await;
     let fresh = push_corpus("fresh").await;
 
-    let (code, report, stderr) = sweep(&gw, &["--output", "json"]);
+    let (code, report, stderr) = sweep(
+        &gw,
+        &[
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+            "--log-level",
+            "error,pushgateway_janitor::engine=debug",
+        ],
+    );
     assert_eq!(code, 0, "{stderr}\n{report}");
     assert_eq!(report["replicas"][0]["unkeyed_groups"], 0, "{report}");
+    // Every read (the plan's, the confirmation's) came from `/metrics`, names quoted.
+    let reads: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["message"] == "replica read")
+        .map(|e| e["read"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !reads.is_empty() && reads.iter().all(|r| r == "metrics"),
+        "{reads:?}\n{stderr}"
+    );
     let outcomes: BTreeSet<String> = report["actions"]
         .as_array()
         .unwrap()

@@ -18,6 +18,12 @@ use crate::secrets::FileSecrets;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Reads each replica's JSON API (GET /api/v1/metrics), which alone counts \
+    each group's series and gives every key exactly; the gateway builds that answer whole in \
+    memory (about twice its resting RSS on a big store). Sweeps, `run` and the controller read the \
+    lighter GET /metrics instead."
+)]
 pub struct InspectArgs {
     #[command(flatten)]
     pub replicas: ReplicaArgs,

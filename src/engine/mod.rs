@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::gateway::Gateway;
 use crate::http::redact_url;
 use crate::http::{build_client, Credentials, Egress, HttpAuth};
-use crate::model::{Labels, Naming, ReplicaStatus, Snapshot};
+use crate::model::{Labels, Naming, ReplicaStatus, Snapshot, Source};
 use crate::Error;
 
 /// How the engine shares and paces, from the tuning every front door builds.
@@ -90,6 +90,9 @@ impl std::fmt::Debug for Access {
 struct ReadKey {
     access: u64,
     ttl_metric: Option<String>,
+    /// What the caller asked for: a light read (which may fall back to the JSON API) is never
+    /// handed to a caller that needs exact keys, and the other way round.
+    source: Source,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Read>>>>;
@@ -298,12 +301,14 @@ impl Engine {
     /// the same credentials and gauge when it is recent enough, else a new one. Callers that ask
     /// while a read is under way wait for it; with `join` they take it whatever its start
     /// (nothing newer exists), without it (a confirmation must see its own deletes) they read
-    /// again if it started too early.
+    /// again if it started too early. `source`: [`Source::Metrics`] reads `/metrics` (the JSON
+    /// API only where it cannot give the groups exactly), [`Source::Json`] the JSON API.
     pub async fn read(
         &self,
         gateway: &Gateway,
         access: &Access,
         ttl_metric: Option<&str>,
+        source: Source,
         fresh_since: Instant,
         join: bool,
     ) -> Arc<Read> {
@@ -313,6 +318,7 @@ impl Engine {
             .entry(ReadKey {
                 access: access.key,
                 ttl_metric: ttl_metric.map(str::to_string),
+                source,
             })
             .or_default()
             .clone();
@@ -325,7 +331,7 @@ impl Engine {
         // Drop the old snapshot before reading the new one: two copies of a big store at once
         // would double the peak.
         *cached = None;
-        let read = Arc::new(read_replica(gateway.clone(), ttl_metric).await);
+        let read = Arc::new(read_replica(gateway.clone(), ttl_metric, source).await);
         self.inner.reads.fetch_add(1, Ordering::Relaxed);
         *cached = Some(read.clone());
         drop(cached);
@@ -343,11 +349,13 @@ impl Engine {
         gateway: &Gateway,
         access: &Access,
         ttl_metric: Option<&str>,
+        source: Source,
     ) -> Arc<Read> {
         let since = Instant::now()
             .checked_sub(self.inner.settings.share_within)
             .unwrap_or_else(Instant::now);
-        self.read(gateway, access, ttl_metric, since, true).await
+        self.read(gateway, access, ttl_metric, source, since, true)
+            .await
     }
 }
 
@@ -375,7 +383,7 @@ fn forget_later(
     });
 }
 
-async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
+async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>, source: Source) -> Read {
     let started = Instant::now();
     // The status comes first: it tells how the replica reads label names in a path, which decides
     // which of its groups can be addressed (read status → snapshot knows the naming → act encodes).
@@ -388,9 +396,21 @@ async fn read_replica(gateway: Gateway, ttl_metric: Option<&str>) -> Read {
             None
         }
     };
-    let snapshot = gateway.read(ttl_metric, Naming::of(status.as_ref())).await;
-    if let Err(e) = &snapshot {
-        tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read groups");
+    let naming = Naming::of(status.as_ref());
+    let snapshot = match source {
+        Source::Metrics => gateway.read(ttl_metric, naming).await,
+        Source::Json => gateway.read_json(ttl_metric, naming).await,
+    };
+    match &snapshot {
+        Ok(s) => tracing::debug!(
+            gateway = %redact_url(gateway.url()),
+            read = s.source.as_str(),
+            groups = s.groups.len(),
+            "replica read"
+        ),
+        Err(e) => {
+            tracing::warn!(gateway = %redact_url(gateway.url()), error = %e, "cannot read groups")
+        }
     }
     let finished = Instant::now();
     Read {

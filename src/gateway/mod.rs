@@ -5,7 +5,9 @@
 //! cannot stall a sweep.
 
 mod key;
+mod light;
 mod read;
+mod text;
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use url::Url;
 pub use key::{escape_name, group_path};
 
 use crate::http::redact_url;
-use crate::model::{Labels, Naming, ReplicaStatus, Snapshot};
+use crate::model::{Labels, Naming, ReplicaStatus, Snapshot, Source};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -55,10 +57,12 @@ impl Gateway {
     }
 
     /// Reads every group of the replica from `api/v1/metrics`, streaming: memory grows with the
-    /// number of groups, not with series or body size. `ttl_metric` names a gauge whose first
-    /// value becomes each group's `declared_ttl`. `naming` is the replica's (from its status): a
-    /// group whose key cannot be addressed under it is reported unkeyed, never planned.
-    pub async fn read(&self, ttl_metric: Option<&str>, naming: Naming) -> Result<Snapshot> {
+    /// number of groups, not with series or body size. Exact keys and series counts, but the
+    /// gateway builds the whole answer in memory before its first byte (see [`Gateway::read`]).
+    /// `ttl_metric` names a gauge whose first value becomes each group's `declared_ttl`.
+    /// `naming` is the replica's (from its status): a group whose key cannot be addressed under
+    /// it is reported unkeyed, never planned.
+    pub async fn read_json(&self, ttl_metric: Option<&str>, naming: Naming) -> Result<Snapshot> {
         let url = self.endpoint("api/v1/metrics")?;
         let ttl_metric = ttl_metric.map(str::to_owned);
         self.bounded(&url, async {
@@ -103,6 +107,7 @@ impl Gateway {
             match parsed.status.as_deref() {
                 Some("success") => Ok(Snapshot {
                     clock,
+                    source: Source::Json,
                     naming,
                     groups: parsed.groups,
                     unkeyed: parsed.unkeyed,
@@ -182,6 +187,17 @@ impl Gateway {
             expect_success(response, &url).await.map(drop)
         })
         .await
+    }
+
+    /// Deletes `labels` plus `instance=""`: the twin of a key read from `/metrics` without an
+    /// `instance` (`instance_unsure`). [`Gateway::delete`] of `labels` itself removes the group
+    /// when it has no instance, the common case; when the confirmation still finds the same copy,
+    /// it was this twin. Only one of the two can exist on a replica whose `/metrics` answered, and
+    /// a DELETE of a missing group is a no-op, so whichever it is goes, and never a third group.
+    pub async fn delete_empty_instance(&self, labels: &Labels, naming: Naming) -> Result<()> {
+        let mut twin = labels.clone();
+        twin.insert("instance".into(), String::new());
+        self.delete(&twin, naming).await
     }
 
     /// `PUT api/v1/admin/wipe`: queues a delete of every group. Only with `--web.enable-admin-api`.

@@ -219,12 +219,13 @@ impl RawGroup {
         };
         Ok(Group {
             labels,
+            instance_unsure: false,
             // A missing push time means the group never had a successful push (a phantom).
             push_time: self.push_time.unwrap_or(0.0),
             push_failure_time: self.push_failure_time.unwrap_or(0.0),
             last_push_successful: self.last_push_successful.unwrap_or(derived),
             declared_ttl: self.declared_ttl.filter(|ttl| ttl.is_finite()),
-            series: self.series,
+            series: Some(self.series),
         })
     }
 }

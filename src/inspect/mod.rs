@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::discover::{Discovered, Refused};
 use crate::engine::{Access, Engine};
 use crate::http::redact_url;
-use crate::model::Labels;
+use crate::model::{Labels, Source};
 use crate::plan::{self, Policy};
 use crate::report::{exit, ReplicaState};
 use crate::selector::format_labels;
@@ -135,7 +135,9 @@ pub async fn inspect(
     ttl_metric: Option<&str>,
 ) -> Inspection {
     let Discovered { replicas, refused } = found;
-    let reads = read_all(engine, replicas, access, tuning, ttl_metric).await;
+    // The JSON API: only it counts each group's series and gives exact keys. It costs the
+    // gateway about twice its memory, which `inspect`, run by hand, may.
+    let reads = read_all(engine, replicas, access, tuning, ttl_metric, Source::Json).await;
     let inputs = plan_inputs(&reads);
     let plans: Vec<plan::Plan> = policies
         .iter()
@@ -218,7 +220,8 @@ pub async fn inspect(
                 replica: url.clone(),
                 age_seconds: g.reference_time().map(|t| snapshot.clock - t),
                 push_time: g.push_time,
-                series: g.series,
+                // The JSON read counts every group's series.
+                series: g.series.unwrap_or_default(),
                 last_push_successful: g.last_push_successful,
                 policies: verdicts,
             });

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{Decision, Policy, Reason};
 use crate::duration::format_seconds;
-use crate::model::{Group, Labels, Snapshot};
+use crate::model::{Form, Group, Labels, Loose, Snapshot};
 use crate::selector::format_labels;
 
 /// How many grouping keys a note quotes before it says "…".
@@ -81,6 +81,7 @@ impl Assessed<'_> {
         Decision {
             replica,
             labels: self.group.labels.clone(),
+            instance_unsure: self.group.instance_unsure,
             reason,
             age_seconds: self.age,
             detail,
@@ -208,26 +209,42 @@ fn collisions(groups: &[Group]) -> HashMap<usize, usize> {
 
 /// Marks copies that another replica holds fresher by more than `grace` seconds. Ages are compared,
 /// each on its own replica's clock, never push times across replicas.
+///
+/// Copies are of one key when their keys are equal, or when one was read from `/metrics` and may
+/// be either (no `instance`, or `instance=""`): both export the same series, which is what makes
+/// an older copy stale. Two exact keys that differ by an empty instance stay two keys.
 pub(super) fn mark_superseded(grace: f64, replicas: &mut [Option<Replica<'_>>]) {
     // One replica read: nothing else can hold a fresher copy.
     if replicas.iter().flatten().count() < 2 {
         return;
     }
-    let mut survivors: HashMap<&Labels, Freshest> = HashMap::new();
+    let mut survivors: HashMap<(Loose<'_>, Form), Freshest> = HashMap::new();
     for (r, rep) in replicas.iter().enumerate() {
         for g in rep.iter().flat_map(|rep| &rep.groups) {
             if let (true, Some(age)) = (g.survives(), g.age) {
                 let group: &Group = g.group;
-                survivors.entry(&group.labels).or_default().offer((r, age));
+                let form = Form::of(&group.labels, group.instance_unsure);
+                survivors
+                    .entry((Loose(&group.labels), form))
+                    .or_default()
+                    .offer((r, age));
             }
         }
     }
+    const FORMS: [Form; 4] = [Form::Absent, Form::Empty, Form::Unsure, Form::Set];
     for (r, rep) in replicas.iter_mut().enumerate() {
         for g in rep.iter_mut().flat_map(|rep| rep.groups.iter_mut()) {
             let Some(age) = g.age.filter(|_| g.poison_with.is_none() && !g.expired()) else {
                 continue;
             };
-            let freshest = survivors.get(&g.group.labels).and_then(|f| f.other_than(r));
+            let group: &Group = g.group;
+            let form = Form::of(&group.labels, group.instance_unsure);
+            let freshest = FORMS
+                .iter()
+                .filter(|other| form.may_be_same(**other))
+                .filter_map(|&other| survivors.get(&(Loose(&group.labels), other)))
+                .filter_map(|f| f.other_than(r))
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
             if let Some((other, other_age)) = freshest {
                 if other_age < age - grace {
                     g.superseded_by = Some((other, age - other_age));

@@ -143,8 +143,12 @@ impl fmt::Display for Reason {
 pub struct Decision {
     /// Index of the replica in the plan's input.
     pub replica: usize,
-    /// The exact grouping key, as read.
+    /// The grouping key as read: exact, unless `instance_unsure`.
     pub labels: Labels,
+    /// Read from `/metrics`: the key is `labels` or `labels` plus `instance=""` (see
+    /// [`crate::model::Group::instance_unsure`]); its delete removes whichever it is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub instance_unsure: bool,
     pub reason: Reason,
     /// Age on the replica's own clock; `None` when the group has no push or failure time.
     pub age_seconds: Option<f64>,

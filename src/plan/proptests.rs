@@ -63,11 +63,13 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                     push_failure_time: fail_age.map_or(0.0, |a| clock - f64::from(a)),
                     last_push_successful: push_age.is_some(),
                     declared_ttl,
-                    series: 1,
+                    series: Some(1),
+                    instance_unsure: false,
                 })
                 .collect();
             Snapshot {
                 clock,
+                source: Default::default(),
                 naming: Default::default(),
                 groups,
                 unkeyed: vec![],

@@ -2,6 +2,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::model::Group;
 
 #[test]
 fn older_copy_is_superseded_by_a_fresher_copy_on_another_replica() {
@@ -145,4 +146,66 @@ fn phantom_without_collision_ages_from_its_failure_time() {
     );
     let plan = run(&policy(6.0), &[Some(&s)]);
     assert_eq!(summary(&plan), vec![(0, "old".into(), Reason::Expired)]);
+}
+
+/// A copy read from `/metrics`: no `instance`, which may be absent or empty.
+fn light(pairs: &[(&str, &str)], age: f64) -> Group {
+    Group {
+        instance_unsure: true,
+        ..pushed(pairs, age)
+    }
+}
+
+#[test]
+fn a_light_copy_is_superseded_by_either_exact_twin_and_supersedes_both() {
+    let a = &[("job", "a")][..];
+    let a_empty = &[("job", "a"), ("instance", "")][..];
+    for exact in [a, a_empty] {
+        // The light copy is older: the fresher exact one (a JSON read) supersedes it.
+        let r0 = snap(NOW, vec![light(a, 2.0 * H)]);
+        let r1 = snap(NOW, vec![pushed(exact, 60.0)]);
+        let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
+        assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Superseded)]);
+        assert!(
+            plan.replicas[0].deletes[0].instance_unsure,
+            "deleted as either twin"
+        );
+        // The exact copy is older: the light one supersedes it.
+        let r0 = snap(NOW, vec![pushed(exact, 2.0 * H)]);
+        let r1 = snap(NOW, vec![light(a, 60.0)]);
+        let plan = run(&policy(6.0), &[Some(&r0), Some(&r1)]);
+        assert_eq!(summary(&plan), vec![(0, "a".into(), Reason::Superseded)]);
+        assert_eq!(plan.replicas[0].deletes[0].labels, key(exact));
+        assert!(!plan.replicas[0].deletes[0].instance_unsure);
+    }
+    // Two exact twins stay two keys, as before.
+    let r0 = snap(NOW, vec![pushed(a, 2.0 * H)]);
+    let r1 = snap(NOW, vec![pushed(a_empty, 60.0)]);
+    assert_eq!(
+        run(&policy(6.0), &[Some(&r0), Some(&r1)]).total_deletes(),
+        0
+    );
+    // A non-empty instance is never a twin of a light copy.
+    let r0 = snap(NOW, vec![light(a, 2.0 * H)]);
+    let r1 = snap(NOW, vec![pushed(&[("job", "a"), ("instance", "x")], 60.0)]);
+    assert_eq!(
+        run(&policy(6.0), &[Some(&r0), Some(&r1)]).total_deletes(),
+        0
+    );
+}
+
+#[test]
+fn the_freshest_light_copy_is_never_superseded() {
+    let a = &[("job", "a")][..];
+    let r = [
+        snap(NOW, vec![light(a, 3.0 * H)]),
+        snap(NOW, vec![light(a, 60.0)]),
+        snap(
+            NOW,
+            vec![pushed(&[("job", "a"), ("instance", "")], 2.0 * H)],
+        ),
+    ];
+    let plan = run(&policy(6.0), &[Some(&r[0]), Some(&r[1]), Some(&r[2])]);
+    let replicas: Vec<usize> = plan.decisions().map(|d| d.replica).collect();
+    assert_eq!(replicas, [0, 2], "{plan:?}");
 }

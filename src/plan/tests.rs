@@ -19,7 +19,8 @@ pub(super) fn pushed(pairs: &[(&str, &str)], age: f64) -> Group {
         push_failure_time: 0.0,
         last_push_successful: true,
         declared_ttl: None,
-        series: 1,
+        series: Some(1),
+        instance_unsure: false,
     }
 }
 
@@ -36,6 +37,7 @@ pub(super) fn phantom(pairs: &[(&str, &str)], age: f64) -> Group {
 pub(super) fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
     Snapshot {
         clock,
+        source: Default::default(),
         naming: Default::default(),
         groups,
         unkeyed: vec![],

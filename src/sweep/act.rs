@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
+use super::confirm::{confirm, Confirm};
 use super::{Read, Sweep, NOT_ATTEMPTED};
 use crate::engine::{Access, Engine};
-use crate::gateway::Gateway;
 use crate::http::redact_url;
-use crate::model::{Labels, Naming};
+use crate::model::{KeyIndex, Labels, Source};
 use crate::plan::{self, Decision, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{Failure, NotSent, Outcome};
@@ -98,7 +98,7 @@ fn unhealthy(e: Failure) -> Unsent {
 
 /// Does this error say the gateway is pressed (a 5xx, no answer), so the pace should fall? A 4xx
 /// is about the request, not the load.
-fn pressed(e: &Error) -> bool {
+pub(super) fn pressed(e: &Error) -> bool {
     !matches!(e, Error::Status { status, .. } if *status < 500)
 }
 
@@ -142,21 +142,16 @@ pub(crate) async fn act_on_replica(
             .checked_sub(SAME_MOMENT)
             .unwrap_or_else(Instant::now)
             .max(read.started + Duration::from_nanos(1));
-        let fresh = engine.read(gateway, access, ttl_metric, since, false).await;
+        let fresh = engine
+            .read(gateway, access, ttl_metric, Source::Metrics, since, false)
+            .await;
         match &fresh.snapshot {
             Ok(snapshot) => {
                 let mut replanned_inputs: Vec<ReplicaInput<'_>> = inputs.to_vec();
                 replanned_inputs[index].snapshot = Some(snapshot);
                 let new_plan = plan::plan(&sweep.policy, &replanned_inputs);
-                let still: HashSet<&Labels> = new_plan.replicas[index]
-                    .deletes
-                    .iter()
-                    .map(|d| &d.labels)
-                    .collect();
                 admin_wipe = admin_wipe && new_plan.replicas[index].admin_wipe;
-                let (keep, drop): (Vec<_>, Vec<_>) = decisions
-                    .into_iter()
-                    .partition(|d| still.contains(&d.labels));
+                let (keep, drop) = still_planned(decisions, &new_plan.replicas[index].deletes);
                 tracing::info!(
                     gateway = %redact_url(gateway.url()),
                     dropped = drop.len(),
@@ -265,6 +260,8 @@ pub(crate) async fn act_on_replica(
                         .push(d.labels.clone());
                     let window = snapshot_started.elapsed();
                     let _ = first_sent.get_or_init(Instant::now);
+                    // A key whose instance may be absent or empty is deleted as the first (the
+                    // common case); the confirmation deletes its twin if the copy stays.
                     let result = gateway.delete(&d.labels, naming).await;
                     budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
                     if let Err(e) = &result {
@@ -293,11 +290,14 @@ pub(crate) async fn act_on_replica(
         }
     }
     let confirmed = confirm(
-        engine,
-        access,
-        gateway,
-        ttl_metric,
-        naming,
+        Confirm {
+            engine,
+            access,
+            gateway,
+            budget: &replica.budget,
+            ttl_metric,
+            naming,
+        },
         pending,
         sweep.tuning.confirm_timeout,
     )
@@ -315,63 +315,23 @@ pub(crate) async fn act_on_replica(
     outcome
 }
 
-/// Re-reads the replica until every deleted group is gone or pushed again, within `timeout`.
-async fn confirm(
-    engine: &Engine,
-    access: &Access,
-    gateway: &Gateway,
-    ttl_metric: Option<&str>,
-    naming: Naming,
-    mut pending: Vec<(Decision, f64)>,
-    timeout: Duration,
-) -> Vec<(Decision, Outcome, Option<Failure>)> {
-    let mut done = Vec::with_capacity(pending.len());
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(100);
-    let mut last_error = None;
-    // Only a read that started after the last DELETE was answered can confirm it.
-    let mut since = Instant::now();
-    // Bounded by the deadline; a few rounds usually suffice because writes are processed in order.
-    while !pending.is_empty() {
-        let read = engine.read(gateway, access, ttl_metric, since, false).await;
-        match &read.snapshot {
-            Ok(snapshot) if snapshot.naming == naming => {
-                last_error = None;
-                let now: HashMap<&Labels, f64> = snapshot
-                    .groups
-                    .iter()
-                    .map(|g| (&g.labels, g.push_time))
-                    .collect();
-                let mut still = Vec::new();
-                for (d, push) in pending {
-                    match now.get(&d.labels) {
-                        None => done.push((d, Outcome::Deleted, None)),
-                        Some(&t) if t > push => done.push((d, Outcome::Repushed, None)),
-                        Some(_) => still.push((d, push)),
-                    }
+/// The old plan's decisions that a fresh plan still makes, as the fresh plan made them (its key,
+/// read from the fresh snapshot, is what the deletes and the confirmation look up), and those it
+/// no longer makes. Keys are matched whichever way each read was made (`/metrics` or JSON).
+fn still_planned(old: Vec<Decision>, fresh: &[Decision]) -> (Vec<Decision>, Vec<Decision>) {
+    let index = KeyIndex::new(fresh.iter().map(|d| (&d.labels, d.instance_unsure, 0.0)));
+    let mut taken = HashSet::new();
+    let mut keep = Vec::new();
+    let mut drop = Vec::new();
+    for d in old {
+        match index.find(&d.labels, d.instance_unsure) {
+            Some((at, _)) => {
+                if taken.insert(at) {
+                    keep.push(fresh[at].clone());
                 }
-                pending = still;
             }
-            Ok(_) => {
-                last_error = Some(Failure::from(
-                    "confirming re-read: the replica's naming changed",
-                ))
-            }
-            Err(e) => last_error = Some(Failure::of("confirming re-read failed", e)),
+            None => drop.push(d),
         }
-        if pending.is_empty() || Instant::now() + pause > deadline {
-            break;
-        }
-        tokio::time::sleep(pause).await;
-        since = Instant::now();
-        pause = (pause * 2).min(Duration::from_secs(2));
     }
-    let why =
-        last_error.unwrap_or_else(|| Failure::from(format!("still present after {timeout:?}")));
-    done.extend(
-        pending
-            .into_iter()
-            .map(|(d, _)| (d, Outcome::Unconfirmed, Some(why.clone()))),
-    );
-    done
+    (keep, drop)
 }

@@ -2,6 +2,7 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod confirm;
 mod permit;
 mod restarts;
 
@@ -18,6 +19,7 @@ use crate::engine::{Access, Engine};
 use crate::gateway::Gateway;
 use crate::guard::{self, Limits};
 use crate::http::redact_url;
+use crate::model::Source;
 use crate::plan::{self, Action, Policy, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{
@@ -173,17 +175,23 @@ fn log_delete(
 
 /// Reads every replica, `read_concurrency` at a time, in the order given, through the engine: a
 /// read another policy made of the same replica moments ago (or is making now) is shared.
+/// Sweeps read `/metrics` ([`Source::Metrics`]); `inspect` reads the JSON API.
 pub(crate) async fn read_all(
     engine: &Engine,
     replicas: Vec<crate::discover::Replica>,
     access: &Access,
     tuning: &Tuning,
     ttl_metric: Option<&str>,
+    source: Source,
 ) -> Vec<Arc<Read>> {
     stream::iter(replicas)
         .map(|r| {
             let gateway = Gateway::new(r.url, access.http.clone(), tuning.request_timeout);
-            async move { engine.read_for_plan(&gateway, access, ttl_metric).await }
+            async move {
+                engine
+                    .read_for_plan(&gateway, access, ttl_metric, source)
+                    .await
+            }
         })
         .buffered(tuning.read_concurrency)
         .collect()
@@ -223,7 +231,15 @@ pub async fn run(
         return report;
     }
     let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
-    let reads = read_all(engine, replicas, access, &sweep.tuning, ttl_metric).await;
+    let reads = read_all(
+        engine,
+        replicas,
+        access,
+        &sweep.tuning,
+        ttl_metric,
+        Source::Metrics,
+    )
+    .await;
     let inputs = plan_inputs(&reads);
     let the_plan = plan::plan(&sweep.policy, &inputs);
     let groups_seen: usize = reads

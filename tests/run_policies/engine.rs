@@ -4,8 +4,9 @@
 
 use super::*;
 
-/// How many requests the gateway served for `handler` (`api/v1/metrics`, `delete`), by its own
-/// count.
+/// How many requests the gateway served for `handler` (`api/v1/status`, `delete`), by its own
+/// count. Its `/metrics` (what sweeps read groups from) is not counted there, "excluding
+/// scrapes"; every read of a replica starts with one `api/v1/status`, which is.
 async fn served(gw: &TestGateway, handler: &str) -> u64 {
     let (status, text) = gw.get("metrics").await;
     assert_eq!(status, 200, "{}: /metrics answered {status}", gw.base_url);
@@ -43,7 +44,7 @@ async fn ten_policies_over_three_replicas_read_each_replica_once_per_cycle() {
     }
     let mut before = Vec::new();
     for gw in &gws {
-        before.push(served(gw, "api/v1/metrics").await);
+        before.push(served(gw, "api/v1/status").await);
     }
 
     let out = once_json(dir.path(), &[]);
@@ -59,9 +60,15 @@ async fn ten_policies_over_three_replicas_read_each_replica_once_per_cycle() {
     }
     for (gw, before) in gws.iter().zip(before) {
         assert_eq!(
-            served(gw, "api/v1/metrics").await - before,
+            served(gw, "api/v1/status").await - before,
             1,
             "{}: ten policies due together read it once",
+            gw.base_url
+        );
+        assert_eq!(
+            served(gw, "api/v1/metrics").await,
+            0,
+            "{}: read from /metrics, never the JSON API",
             gw.base_url
         );
     }

@@ -324,7 +324,11 @@ async fn series_are_counted_per_pushed_family_without_the_gateways_own() {
     ]);
     for ttl_metric in [None, Some("d_ttl")] {
         let parsed = parse_chunked(&body, 7, ttl_metric).await.unwrap();
-        let series: Vec<u64> = parsed.groups.iter().map(|g| g.series).collect();
+        let series: Vec<u64> = parsed
+            .groups
+            .iter()
+            .map(|g| g.series.unwrap_or_default())
+            .collect();
         // A histogram counts once per label set; push_time_seconds and
         // push_failure_time_seconds, which every group has, are not counted.
         assert_eq!(series, [5, 1, 0], "ttl metric {ttl_metric:?}");
