@@ -2,10 +2,12 @@
 # Installs every test dependency; quiet (no output) when everything is already there.
 #
 #   scripts/test-deps.sh              everything: Debian packages, the Python venv, the Go programs
-#   scripts/test-deps.sh PROGRAM...   only these Go programs (pushgateway prometheus kube-testserver pusher)
+#   scripts/test-deps.sh PROGRAM...   only these Go programs (pushgateway prometheus kube-testserver pusher
+#                                     actionlint)
 #
 # - Debian packages (apt-get, as root): prometheus-pushgateway (1.5.1), prometheus (2.42, with
-#   promtool), nginx, python3-venv.
+#   promtool), nginx, python3-venv; podman, buildah, runc and skopeo for the image
+#   (scripts/image.sh, tests/image.rs); shellcheck, which actionlint runs on the workflows' scripts.
 # - .venv from tests/requirements.txt (helm-python-sdk, kubernetes-validate, ...); rebuilt when
 #   an import fails or tests/requirements.txt changed.
 # - Go test programs, built from the Go module proxy into target/test-deps/bin/ from the modules
@@ -15,6 +17,7 @@
 #                      static/file/http service discovery only
 #     kube-testserver  tools/kube-testserver: a real kube-apiserver with embedded etcd
 #     pusher           tools/pusher: pushes metrics with client_golang, as real clients do
+#     actionlint       github.com/rhysd/actionlint/cmd/actionlint (1.7.12), checks .github/workflows
 #   A program is rebuilt only when missing or when its stamp (target/test-deps/stamps/NAME: a
 #   hash of tools/NAME/{go.mod,go.sum,*.go} and of its build recipe below) changed. Each build
 #   prints one line with the time it took; its output goes to target/test-deps/logs/NAME.log.
@@ -24,7 +27,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEPS=target/test-deps
 BIN=$DEPS/bin
-PROGRAMS=(pushgateway prometheus kube-testserver pusher)
+PROGRAMS=(pushgateway prometheus kube-testserver pusher actionlint)
 
 die() { echo "test-deps: $*" >&2; exit 1; }
 
@@ -35,6 +38,12 @@ system_deps() {
   command -v prometheus >/dev/null || need+=(prometheus)
   [[ -x /usr/sbin/nginx ]] || need+=(nginx)
   python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+  # The image: built and run without a registry, with runc (crun fails on hybrid cgroups here);
+  # shellcheck for actionlint.
+  local tool
+  for tool in podman buildah runc skopeo shellcheck; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+  done
   if ((${#need[@]})); then
     if ((EUID != 0)); then
       die "missing Debian packages: ${need[*]}; install them as root: apt-get install -y ${need[*]}"
@@ -155,6 +164,9 @@ build_kube_testserver() {
 version_pusher() { local v; v=$(modver pusher github.com/prometheus/client_golang) && echo "client_golang $v"; }
 build_pusher() { go build -trimpath -ldflags "-s -w" -o "$OUT" .; }
 
+version_actionlint() { modver actionlint github.com/rhysd/actionlint; }
+build_actionlint() { go build -trimpath -ldflags "-s -w" -o "$OUT" github.com/rhysd/actionlint/cmd/actionlint; }
+
 stamp_of() {
   local name=$1 id=${1//-/_}
   {
@@ -185,6 +197,7 @@ build_program() {
   local out
   case $name in
   pushgateway | prometheus) out=$("$OUT" --version 2>&1 | head -n 1) || true; want="version $version " ;;
+  actionlint) out=$("$OUT" -version 2>&1 | head -n 1) || true; want=$version ;;
   *) out=$("$OUT" --help 2>&1 | head -n 1) || true; want="usage: $name " ;;
   esac
   if [[ $out != *"$want"* ]]; then

@@ -4,7 +4,9 @@
 # (Pushgateway 1.5.1, Prometheus 2.42) and the gateway suites again with Pushgateway 1.11.3 and
 # Prometheus 3; the controller's tests against the real kube-apiserver with etcd; nginx where a
 # proxy or load balancer belongs; the Helm chart's checks (Helm's SDK from PyPI, in .venv); the
-# dashboard against Grafana's models (grafana-foundation-sdk); the alerts with Debian's promtool.
+# dashboard against Grafana's models (grafana-foundation-sdk); the alerts with Debian's promtool;
+# the image, built by scripts/image.sh and run with podman as the chart runs it (tests/image.rs);
+# the release workflows with actionlint.
 #
 # scripts/test-deps.sh first installs what is missing (Debian packages as root, the venv) and
 # builds the Go test programs into target/test-deps/bin/ (it needs Go; without it, it fails
@@ -21,13 +23,17 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 .venv/bin/python tests/dashboard/check_dashboard.py
 
 deps="$PWD/target/test-deps/bin"
-for bin in pushgateway prometheus pusher kube-testserver; do
+for bin in pushgateway prometheus pusher kube-testserver actionlint; do
   if [[ ! -x "$deps/$bin" ]]; then
     echo "test.sh: $deps/$bin is missing: run 'bash scripts/test-deps.sh' to build it" >&2
     exit 1
   fi
 done
 export PGW_JANITOR_TEST_PUSHER="$deps/pusher"
+
+# The image users pull, from the Dockerfile on a base of Debian's own packages: tests/image.rs (in
+# the first run below) starts it. A failed build stops here rather than test an older image.
+bash scripts/image.sh
 
 # Every suite that touches a gateway, run once per gateway version (the harness reads
 # PGW_JANITOR_TEST_PUSHGATEWAY and PGW_JANITOR_TEST_PROMETHEUS; tests/common/binaries.rs).
@@ -64,6 +70,9 @@ run "Pushgateway 1.11.3, Prometheus 3: gateway suites" \
 run "Pushgateway 1.11.3, Prometheus 3: selectors against Prometheus 3" \
   env PGW_JANITOR_TEST_PUSHGATEWAY="$deps/pushgateway" PGW_JANITOR_TEST_PROMETHEUS="$deps/prometheus" \
   cargo test --test selector_prometheus3 "$@" -- --include-ignored
+
+# The workflows (.github/workflows): actionlint, with shellcheck over their run: scripts.
+run "actionlint" "$deps/actionlint" -color=false -shellcheck="$(command -v shellcheck)" .github/workflows/*.yml
 
 # One closing line over every test binary of every run.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

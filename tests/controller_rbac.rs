@@ -16,111 +16,18 @@ pub mod fixtures;
 #[path = "controller_e2e/setup.rs"]
 pub mod setup;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{json, Value};
 
-use common::k8s::{client_from, repo_root, wait_until, Cluster, Controller, ControllerOpts};
-use common::{run_bounded, sleep_past};
+use common::chart::{apply_rbac, mint_token, of_kind, render};
+use common::k8s::{client_from, wait_until, Cluster, Controller, ControllerOpts};
+use common::sleep_past;
 use fixtures::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 use setup::*;
-
-fn python() -> PathBuf {
-    let path = match std::env::var_os("PGW_JANITOR_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join(".venv/bin/python"),
-    };
-    assert!(
-        path.is_file(),
-        "no Python with Helm's SDK at {}: `python3 -m venv .venv && .venv/bin/pip install -r \
-         tests/requirements.txt` (scripts/test.sh does it)",
-        path.display()
-    );
-    path
-}
-
-/// The chart rendered by Helm's SDK with `values`, as objects.
-fn render(release: &str, namespace: &str, values: &Value) -> Vec<Value> {
-    let mut cmd = Command::new(python());
-    cmd.arg(repo_root().join("tests/chart/render.py")).args([
-        release,
-        namespace,
-        &values.to_string(),
-    ]);
-    let out = run_bounded(cmd, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "render.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("render.py prints JSON")
-}
-
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| d["kind"] == kind).collect()
-}
-
-async fn apply<K>(api: Api<K>, doc: &Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let name = doc["metadata"]["name"].as_str().expect("a name");
-    api.patch(name, &PatchParams::apply("rbac-test"), &Patch::Apply(doc))
-        .await
-        .unwrap_or_else(|e| panic!("apply {} {name}: {e}", doc["kind"]));
-}
-
-/// Applies the rendered ServiceAccount and RBAC objects; returns how many of each kind.
-async fn apply_rbac(admin: &kube::Client, docs: &[Value]) -> Vec<(String, usize)> {
-    let mut counts = Vec::new();
-    for kind in [
-        "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Role",
-        "RoleBinding",
-    ] {
-        let found = of_kind(docs, kind);
-        for doc in &found {
-            let ns = doc["metadata"]["namespace"].as_str().unwrap_or_default();
-            let c = admin.clone();
-            match kind {
-                "ServiceAccount" => apply(Api::<ServiceAccount>::namespaced(c, ns), doc).await,
-                "ClusterRole" => apply(Api::<ClusterRole>::all(c), doc).await,
-                "ClusterRoleBinding" => apply(Api::<ClusterRoleBinding>::all(c), doc).await,
-                "Role" => apply(Api::<Role>::namespaced(c, ns), doc).await,
-                _ => apply(Api::<RoleBinding>::namespaced(c, ns), doc).await,
-            }
-        }
-        counts.push((kind.to_string(), found.len()));
-    }
-    counts
-}
-
-async fn mint_token(release: &Cluster, sa: &str) -> String {
-    let api: Api<ServiceAccount> = release.api();
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(), // the API server's own
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create_token_request(sa, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("a token")
-        .token
-}
 
 fn is_forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
     matches!(r, Err(kube::Error::Api(ref s)) if s.code == 403)
@@ -187,7 +94,7 @@ async fn scenario_with_the_charts_rbac(namespaced: bool) {
         );
     }
 
-    let token = mint_token(&release, &sa).await;
+    let token = mint_token(&release, &sa, None).await;
     let kubeconfig = release
         .server
         .write_token_kubeconfig(&name, &token, &release.ns);

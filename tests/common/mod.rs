@@ -11,6 +11,8 @@
 //! - [`TestNginx`]: a real nginx, where a proxy or load balancer belongs in the picture.
 //! - [`Tripwire`]: a listener that only counts connections, at an address nothing may contact.
 //! - [`FaultServer`]: the one mock, for faults a real gateway cannot produce.
+//! - [`container`]: the janitor's image run with podman as the chart runs it; [`chart`]: the chart
+//!   rendered by Helm's SDK, its RBAC applied, tokens minted for its ServiceAccount.
 //! - [`janitor()`]: the crate's binary, for end-to-end runs, always run through [`run_bounded`]
 //!   or a [`process::Proc`].
 //!
@@ -28,6 +30,8 @@
 //! `allow(dead_code)` over it; a private helper that nothing uses is still reported.
 
 pub mod binaries;
+pub mod chart;
+pub mod container;
 mod controller;
 mod fault;
 mod gateway;
