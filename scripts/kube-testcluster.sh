@@ -10,10 +10,12 @@
 #                                           cgroup and iptables chain start made
 #
 # start prints the API server's URL, writes DIR/kubeconfig (cluster-admin), DIR/url and DIR/pid
-# (one "NAME PID" line per process it started), and imports into containerd the sandbox image and
-# the janitor's image under the name the chart pulls by default
-# (ghcr.io/pgw-janitor/pushgateway-janitor:<appVersion>, from target/image/, see scripts/image.sh)
-# plus every docker/OCI archive named in KUBE_TESTCLUSTER_IMAGES (space separated). Logs:
+# (one "NAME PID" line per process it started), and imports into containerd: the sandbox image
+# (localhost/kube-testcluster/pause:1, built here), the janitor's image under the name the chart
+# pulls by default (ghcr.io/pgw-janitor/pushgateway-janitor:<appVersion>, from target/image/, see
+# scripts/image.sh), the Pushgateway of target/test-deps/bin as
+# localhost/kube-testcluster/pushgateway:<version>, and every docker/OCI archive named in
+# KUBE_TESTCLUSTER_IMAGES (space separated). Logs:
 # DIR/logs/. The API server listens on the bridge's address, which pods reach directly and through
 # the `kubernetes` Service (kube-proxy). Needs root (scripts/test-deps.sh installs the packages).
 #
@@ -96,12 +98,37 @@ stop_one() {
   log "stopped $name (pid $pid)"
 }
 
-# The pause program every pod's sandbox runs, as a one-layer docker archive for `ctr import`.
-# No registry is reachable, so containerd's sandbox image is built here, from source, in a second.
-pause_archive() {
-  local w=$DIR/pause cfg layer
-  rm -rf "$w" && mkdir -p "$w/root"
-  cat >"$w/pause.c" <<'EOF'
+# A one-layer docker archive (for `ctr import`) named $1 whose entrypoint is the program $2, put at
+# /$(basename $2) with the shared libraries `ldd` lists for it: no registry is reachable, so the
+# images the cluster runs are made here from programs of this machine. Prints the archive's path.
+image_archive() {
+  local name=$1 prog=$2 w cfg layer lib
+  w=$DIR/images/$(basename "$prog").d
+  rm -rf "$w" && mkdir -p "$w/rootfs" "$w/img"
+  cp "$prog" "$w/rootfs/"
+  for lib in $(ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' || true); do
+    mkdir -p "$w/rootfs$(dirname "$lib")"
+    cp -L "$lib" "$w/rootfs$lib"
+  done
+  tar -C "$w/rootfs" --owner=0 --group=0 --mtime=@0 -cf "$w/layer.tar" .
+  layer=$(sha256sum "$w/layer.tar" | cut -d' ' -f1)
+  printf '{"architecture":"%s","os":"linux","config":{"Entrypoint":["/%s"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$(dpkg --print-architecture)" "$(basename "$prog")" "$layer" >"$w/config.json"
+  cfg=$(sha256sum "$w/config.json" | cut -d' ' -f1)
+  mkdir -p "$w/img/$layer"
+  mv "$w/layer.tar" "$w/img/$layer/layer.tar"
+  mv "$w/config.json" "$w/img/$cfg.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfg" "$name" "$layer" >"$w/img/manifest.json"
+  tar -C "$w/img" -cf "$w/image.tar" .
+  rm -rf "$w/rootfs" "$w/img"
+  echo "$w/image.tar"
+}
+
+# The program every pod's sandbox runs: waits for a signal, reaps children. Built from source here
+# (static), since containerd's usual sandbox image is pulled from a registry.
+pause_binary() {
+  mkdir -p "$DIR/images"
+  cat >"$DIR/images/pause.c" <<'EOF'
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,18 +141,8 @@ int main(void) {
   for (;;) pause();
 }
 EOF
-  gcc -static -Os -s -o "$w/root/pause" "$w/pause.c"
-  tar -C "$w/root" --owner=0 --group=0 --mtime=@0 -cf "$w/layer.tar" pause
-  layer=$(sha256sum "$w/layer.tar" | cut -d' ' -f1)
-  printf '{"architecture":"%s","os":"linux","config":{"Entrypoint":["/pause"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$(dpkg --print-architecture)" "$layer" >"$w/config.json"
-  cfg=$(sha256sum "$w/config.json" | cut -d' ' -f1)
-  mkdir -p "$w/img/$layer"
-  mv "$w/layer.tar" "$w/img/$layer/layer.tar"
-  mv "$w/config.json" "$w/img/$cfg.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfg" "$SANDBOX_IMAGE" "$layer" >"$w/img/manifest.json"
-  tar -C "$w/img" -cf "$w/pause.tar" .
-  echo "$w/pause.tar"
+  gcc -static -Os -s -o "$DIR/images/pause" "$DIR/images/pause.c"
+  echo "$DIR/images/pause"
 }
 
 write_configs() {
@@ -208,7 +225,7 @@ start() {
   version=$(awk -F'"' '/^appVersion:/ { print $2 }' charts/pushgateway-janitor/Chart.yaml)
   local janitor=target/image/pushgateway-janitor-$version.oci.tar
   [[ -f $janitor ]] || die "$janitor is missing: run 'bash scripts/image.sh'"
-  scripts/test-deps.sh kube-testserver kube-node
+  scripts/test-deps.sh kube-testserver kube-node pushgateway
 
   # A start that fails half way takes down what it started.
   trap 'if (($?)); then log "start failed; stopping what it started"; stop; fi' EXIT
@@ -241,10 +258,11 @@ start() {
 
   spawn containerd containerd --config "$DIR/containerd/config.toml"
   wait_for "containerd" 30 ctr --address "$SOCK" version
-  ctr --address "$SOCK" -n k8s.io images import "$(pause_archive)" >/dev/null
-  ctr --address "$SOCK" -n k8s.io images import "$janitor" >/dev/null
-  local a
-  for a in ${KUBE_TESTCLUSTER_IMAGES:-}; do
+  local a pgw_version
+  pgw_version=$(sed -n 's/^version //p' target/test-deps/stamps/pushgateway)
+  for a in "$(image_archive "$SANDBOX_IMAGE" "$(pause_binary)")" "$janitor" \
+    "$(image_archive "localhost/kube-testcluster/pushgateway:$pgw_version" "$BIN/pushgateway")" \
+    ${KUBE_TESTCLUSTER_IMAGES:-}; do
     ctr --address "$SOCK" -n k8s.io images import "$a" >/dev/null
   done
 

@@ -3,7 +3,7 @@
 #
 #   scripts/test-deps.sh              everything: Debian packages, the Python venv, the Go programs
 #   scripts/test-deps.sh PROGRAM...   only these Go programs (pushgateway prometheus kube-testserver kube-node
-#                                     pusher actionlint)
+#                                     helm pusher actionlint)
 #
 # - Debian packages (apt-get, as root): prometheus-pushgateway (1.5.1), prometheus (2.42, with
 #   promtool), nginx, python3-venv; podman, buildah, runc and skopeo for the image
@@ -18,6 +18,7 @@
 #     kube-testserver  tools/kube-testserver: a real kube-apiserver with embedded etcd
 #     kube-node        tools/kube-node: kubelet, kube-controller-manager, kube-scheduler and kube-proxy
 #                      in one binary (subcommands), same k8s.io/kubernetes as kube-testserver
+#     helm             helm.sh/helm/v4/cmd/helm (4.3.x), the real Helm CLI, release version ldflags
 #     pusher           tools/pusher: pushes metrics with client_golang, as real clients do
 #     actionlint       github.com/rhysd/actionlint/cmd/actionlint (1.7.12), checks .github/workflows
 #   A program is rebuilt only when missing or when its stamp (target/test-deps/stamps/NAME: a
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEPS=target/test-deps
 BIN=$DEPS/bin
-PROGRAMS=(pushgateway prometheus kube-testserver kube-node pusher actionlint)
+PROGRAMS=(pushgateway prometheus kube-testserver kube-node helm pusher actionlint)
 
 die() { echo "test-deps: $*" >&2; exit 1; }
 
@@ -182,6 +183,15 @@ build_kube_node() {
   go build -trimpath -ldflags "$ld" -o "$OUT" .
 }
 
+version_helm() { modver helm helm.sh/helm/v4; }
+build_helm() {
+  local mod=helm.sh/helm/v4 ver rev v=helm.sh/helm/v4/internal/version
+  ver=$(version_helm) || return 1
+  rev=$(modrev helm $mod "$ver")
+  go build -trimpath -ldflags "-s -w -X $v.version=$ver -X $v.gitCommit=${rev:-$ver} -X $v.gitTreeState=clean" \
+    -o "$OUT" $mod/cmd/helm
+}
+
 version_pusher() { local v; v=$(modver pusher github.com/prometheus/client_golang) && echo "client_golang $v"; }
 build_pusher() { go build -trimpath -ldflags "-s -w" -o "$OUT" .; }
 
@@ -219,6 +229,7 @@ build_program() {
   case $name in
   pushgateway | prometheus) out=$("$OUT" --version 2>&1 | head -n 1) || true; want="version $version " ;;
   actionlint) out=$("$OUT" -version 2>&1 | head -n 1) || true; want=$version ;;
+  helm) out=$("$OUT" version --short 2>&1 | head -n 1) || true; want=$version ;;
   *) out=$("$OUT" --help 2>&1 | head -n 1) || true; want="usage: $name " ;;
   esac
   if [[ $out != *"$want"* ]]; then
