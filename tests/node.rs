@@ -1,0 +1,427 @@
+//! The chart's pods on a real node (issue 21, point 1): `scripts/kube-testcluster.sh` starts a
+//! one-node cluster (kube-apiserver with etcd, controller-manager, scheduler, kube-proxy, a kubelet
+//! driving containerd and runc, pods on a CNI bridge with no route off this machine) once for this
+//! binary; the chart is installed with the real `helm` CLI (`target/test-deps/bin/helm`, Helm 4)
+//! and the image the cluster imported under the name the chart pulls by default.
+//!
+//! What it proves: the controller's pod becomes Ready through its readiness probe with in-cluster
+//! config (its ServiceAccount token, the `kubernetes` Service through kube-proxy: the API server's
+//! audit log shows the ServiceAccount's requests coming from the pod's address); a policy applied
+//! with `kubectl apply` deletes a stale group on a Pushgateway pod (reached through its Service's
+//! ClusterIP, admitted by the chart's `allowedTargets`) and keeps the fresh one; `kubectl get pgr`
+//! shows the policy.
+//!
+//! Needs root, `bash scripts/test-deps.sh` (containerd, runc, CNI plugins, iptables, conntrack,
+//! kube-node, kube-testserver, helm) and `bash scripts/image.sh` (the janitor's image). The
+//! cluster is stopped (every pod, mount, bridge, cgroup and iptables chain it made removed) when
+//! the test ends, also on a panic.
+
+pub mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::k8s::repo_root;
+use common::run_bounded;
+
+/// The namespaces this test makes: the gateway's and the janitor's.
+const GATEWAYS: &str = "gateways";
+const JANITOR: &str = "janitor";
+const RELEASE: &str = "pgwj";
+
+/// A cluster started by `scripts/kube-testcluster.sh start` in a temp dir; stopped on drop.
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start() -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix("pgw-test-node-")
+            .tempdir()
+            .expect("temp dir");
+        let node = Node { dir };
+        let out = node.script("start", Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "kube-testcluster.sh start failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        node
+    }
+
+    fn script(&self, cmd: &str, timeout: Duration) -> std::process::Output {
+        let mut c = Command::new("bash");
+        c.arg(repo_root().join("scripts/kube-testcluster.sh"))
+            .arg(cmd)
+            .arg(self.dir.path());
+        run_bounded(c, timeout)
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// `kubectl ARGS` against the cluster; panics with its output unless it succeeds.
+    fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_stdin(args, None)
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], stdin_file: Option<&Path>) -> String {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        if let Some(f) = stdin_file {
+            c.arg("-f").arg(f);
+        }
+        let out = run_bounded(c, Duration::from_secs(180));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, name: &str, doc: &Value) {
+        let path = self.dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, doc.to_string()).expect("write manifest");
+        self.kubectl_stdin(&["apply"], Some(&path));
+    }
+
+    fn get(&self, args: &[&str]) -> Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&a)).expect("kubectl -o json prints JSON")
+    }
+
+    /// The last lines of every component's log and the pods' logs, for a failure message.
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let logs = self.dir.path().join("logs");
+        for name in ["kubelet", "proxy", "controller-manager"] {
+            let text =
+                std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            out += &format!(
+                "--- {name}.log (last lines, newest first):\n{}\n",
+                tail.join("\n")
+            );
+        }
+        for ns in [GATEWAYS, JANITOR] {
+            let mut c = Command::new("kubectl");
+            c.arg("--kubeconfig").arg(self.kubeconfig());
+            c.args([
+                "-n",
+                ns,
+                "logs",
+                "--all-containers",
+                "--prefix",
+                "--tail=20",
+                "-l",
+            ]);
+            c.arg("app.kubernetes.io/name");
+            let o = run_bounded(c, Duration::from_secs(30));
+            out += &format!(
+                "--- pods of {ns}:\n{}{}\n",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        out
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let out = self.script("stop", Duration::from_secs(180));
+        if !out.status.success() {
+            eprintln!(
+                "kube-testcluster.sh stop failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Waits (bounded) until `check` is true; panics naming `what`, with the cluster's logs.
+fn wait_for(node: &Node, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        if Instant::now() > deadline {
+            panic!("{what}: not within {timeout:?}\n{}", node.diagnostics());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// The Pushgateway of target/test-deps/bin (the image `start` made of it) as a Deployment behind a
+/// Service, as the prometheus-community chart lays it out; no persistence.
+fn gateway_manifests(version: &str) -> Value {
+    let labels = json!({"app.kubernetes.io/name": "prometheus-pushgateway"});
+    json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "pushgateway", "namespace": GATEWAYS},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+           "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+             "name": "pushgateway",
+             "image": format!("localhost/kube-testcluster/pushgateway:{version}"),
+             "imagePullPolicy": "Never",
+             "args": ["--web.listen-address=:9091", "--persistence.file="],
+             "ports": [{"name": "http", "containerPort": 9091}],
+             "readinessProbe": {"httpGet": {"path": "/-/ready", "port": 9091}, "periodSeconds": 2}
+           }]}}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "pushgateway", "namespace": GATEWAYS, "labels": labels},
+         "spec": {"selector": labels, "ports": [{"name": "http", "port": 9091, "targetPort": 9091}]}}
+    ]})
+}
+
+async fn push(client: &reqwest::Client, base: &str, job: &str) {
+    let resp = client
+        .put(format!("{base}metrics/job/{job}"))
+        .body("node_test_value 1\n")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("push of job {job} to {base}: {e}"));
+    assert!(
+        resp.status().is_success(),
+        "push of job {job} to {base}: {}",
+        resp.status()
+    );
+}
+
+/// The `job` labels of the groups the gateway holds.
+async fn jobs(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let v: Value = client
+        .get(format!("{base}api/v1/metrics"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("GET {base}api/v1/metrics: {e}"))
+        .json()
+        .await
+        .expect("the gateway's API answers JSON");
+    let mut jobs: Vec<String> = v["data"]
+        .as_array()
+        .expect("data is an array")
+        .iter()
+        .filter_map(|g| g["labels"]["job"].as_str().map(String::from))
+        .collect();
+    jobs.sort();
+    jobs
+}
+
+/// `helm install` of the chart from this checkout with `values`, into the janitor's namespace.
+fn helm_install(node: &Node, values: &Value) {
+    let helm = repo_root().join("target/test-deps/bin/helm");
+    assert!(
+        helm.is_file(),
+        "no {}: `bash scripts/test-deps.sh helm` builds it",
+        helm.display()
+    );
+    let values_file = node.dir.path().join("values.json");
+    std::fs::write(&values_file, values.to_string()).expect("write values");
+    let mut c = Command::new(&helm);
+    c.arg("install")
+        .arg(RELEASE)
+        .arg(repo_root().join("charts/pushgateway-janitor"))
+        .args(["--namespace", JANITOR, "--create-namespace", "--kubeconfig"])
+        .arg(node.kubeconfig())
+        .arg("--values")
+        .arg(&values_file)
+        // Helm keeps its cache and config out of this machine's home.
+        .env("HELM_CACHE_HOME", node.dir.path().join("helm/cache"))
+        .env("HELM_CONFIG_HOME", node.dir.path().join("helm/config"))
+        .env("HELM_DATA_HOME", node.dir.path().join("helm/data"));
+    let out = run_bounded(c, Duration::from_secs(180));
+    assert!(
+        out.status.success(),
+        "helm install failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_install_runs_the_controller_which_sweeps_a_gateway_pod() {
+    let node = Node::start();
+    let version = std::fs::read_to_string(repo_root().join("target/test-deps/stamps/pushgateway"))
+        .expect("the pushgateway stamp test-deps.sh writes")
+        .lines()
+        .find_map(|l| l.strip_prefix("version ").map(String::from))
+        .expect("a version line in the pushgateway stamp");
+
+    // The gateway: a pod behind a Service. The test reaches the pod at its address on the bridge;
+    // the controller reaches it through the Service's ClusterIP (kube-proxy).
+    node.kubectl(&["create", "namespace", GATEWAYS]);
+    node.apply("gateway", &gateway_manifests(&version));
+    let gw_pod = || {
+        let pods = node.get(&[
+            "pods",
+            "-n",
+            GATEWAYS,
+            "-l",
+            "app.kubernetes.io/name=prometheus-pushgateway",
+        ]);
+        pods["items"].as_array().and_then(|a| a.first().cloned())
+    };
+    wait_for(
+        &node,
+        "the gateway pod Ready",
+        Duration::from_secs(120),
+        || gw_pod().is_some_and(|p| pod_ready(&p)),
+    );
+    let pod_ip = gw_pod().unwrap()["status"]["podIP"]
+        .as_str()
+        .expect("podIP")
+        .to_string();
+    let svc = node.get(&["service", "pushgateway", "-n", GATEWAYS]);
+    let cluster_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let direct = format!("http://{pod_ip}:9091/");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // The chart with its defaults, but for a TTL floor a test can wait out and the Service range
+    // admitted (the allow-list is empty by default; ClusterIPs are not refused, but a shared
+    // cluster would list them, so the test does).
+    helm_install(
+        &node,
+        &json!({"minTtl": "1s", "allowedTargets": {"cidrs": ["10.0.0.0/24"]}}),
+    );
+    let janitor_pod = || {
+        let pods = node.get(&[
+            "pods",
+            "-n",
+            JANITOR,
+            "-l",
+            "app.kubernetes.io/name=pushgateway-janitor",
+        ]);
+        pods["items"].as_array().and_then(|a| a.first().cloned())
+    };
+    wait_for(
+        &node,
+        "the controller's pod Ready",
+        Duration::from_secs(180),
+        || janitor_pod().is_some_and(|p| pod_ready(&p)),
+    );
+    let pod = janitor_pod().unwrap();
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"], "/readyz",
+        "Ready comes from the chart's readiness probe: {container:#}"
+    );
+    assert_eq!(
+        container["image"],
+        format!(
+            "ghcr.io/pgw-janitor/pushgateway-janitor:{}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "the image the chart pulls by default, imported by the cluster's start"
+    );
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["restartCount"], 0,
+        "{:#}",
+        pod["status"]
+    );
+    // In-cluster config: the token is projected by the ServiceAccount admission plugin, the API
+    // server is reached through the `kubernetes` Service.
+    let env_names: Vec<&str> = container["env"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|v| v["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        !env_names.contains(&"KUBECONFIG"),
+        "no kubeconfig given: {env_names:?}"
+    );
+    let mounts = container["volumeMounts"].to_string();
+    assert!(
+        mounts.contains("/var/run/secrets/kubernetes.io/serviceaccount"),
+        "the ServiceAccount token is mounted: {mounts}"
+    );
+    let janitor_ip = pod["status"]["podIP"].as_str().expect("podIP").to_string();
+    let sa = pod["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName");
+    let user = format!("system:serviceaccount:{JANITOR}:{sa}");
+    let audit = node.dir.path().join("apiserver/audit.log");
+    let from_pod = std::fs::read_to_string(&audit)
+        .expect("the API server's audit log")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == user.as_str())
+        .filter(|e| {
+            e["sourceIPs"]
+                .as_array()
+                .is_some_and(|ips| ips.iter().any(|ip| ip == janitor_ip.as_str()))
+        })
+        .count();
+    assert!(
+        from_pod > 0,
+        "no request of {user} from the pod's address {janitor_ip} in the audit log"
+    );
+
+    // A stale group (older than the TTL when the policy comes) and a fresh one.
+    push(&http, &direct, "stale").await;
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    push(&http, &direct, "fresh").await;
+    node.apply(
+        "policy",
+        &json!({"apiVersion": "pgw-janitor.dev/v1alpha1", "kind": "PushgatewayRetention",
+                "metadata": {"name": "node-sweep", "namespace": JANITOR},
+                "spec": {"static": {"urls": [format!("http://{cluster_ip}:9091/")]},
+                         "ttl": "30s", "minTtl": "1s", "interval": "5s"}}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = jobs(&http, &direct).await;
+        if now == ["fresh"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stale group still there (groups: {now:?}) 20 s after the policy\n{}",
+            node.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let pgr = node.kubectl(&["get", "pgr", "-n", JANITOR]);
+    assert!(
+        pgr.lines().any(|l| l.starts_with("node-sweep ")),
+        "kubectl get pgr: {pgr}"
+    );
+    wait_for(
+        &node,
+        "the policy's status counting the deletion",
+        Duration::from_secs(30),
+        || {
+            let p = node.get(&["pgr", "node-sweep", "-n", JANITOR]);
+            p["status"]["totals"]["deleted"] == 1
+        },
+    );
+    assert_eq!(
+        jobs(&http, &direct).await,
+        ["fresh"],
+        "the fresh group stays"
+    );
+}
