@@ -9,7 +9,9 @@
 //! audit log shows the ServiceAccount's requests coming from the pod's address); a policy applied
 //! with `kubectl apply` deletes a stale group on a Pushgateway pod (reached through its Service's
 //! ClusterIP, admitted by the chart's `allowedTargets`) and keeps the fresh one; `kubectl get pgr`
-//! shows the policy.
+//! shows the policy; the pod's `/metrics` counts the deletion (point 1). `helm uninstall` keeps
+//! the CRD and the policy, nothing sweeps while no controller runs, and a new `helm install`
+//! picks the policy up (point 7).
 //!
 //! Needs root, `bash scripts/test-deps.sh` (containerd, runc, CNI plugins, iptables, conntrack,
 //! kube-node, kube-testserver, helm) and `bash scripts/image.sh` (the janitor's image). The
@@ -226,24 +228,19 @@ async fn jobs(client: &reqwest::Client, base: &str) -> Vec<String> {
     jobs
 }
 
-/// `helm install` of the chart from this checkout with `values`, into the janitor's namespace.
-fn helm_install(node: &Node, values: &Value) {
+/// `helm ARGS` (the real Helm 4 CLI) against the cluster; panics with its output unless it
+/// succeeds.
+fn helm(node: &Node, args: &[&str]) {
     let helm = repo_root().join("target/test-deps/bin/helm");
     assert!(
         helm.is_file(),
         "no {}: `bash scripts/test-deps.sh helm` builds it",
         helm.display()
     );
-    let values_file = node.dir.path().join("values.json");
-    std::fs::write(&values_file, values.to_string()).expect("write values");
     let mut c = Command::new(&helm);
-    c.arg("install")
-        .arg(RELEASE)
-        .arg(repo_root().join("charts/pushgateway-janitor"))
-        .args(["--namespace", JANITOR, "--create-namespace", "--kubeconfig"])
+    c.args(args)
+        .arg("--kubeconfig")
         .arg(node.kubeconfig())
-        .arg("--values")
-        .arg(&values_file)
         // Helm keeps its cache and config out of this machine's home.
         .env("HELM_CACHE_HOME", node.dir.path().join("helm/cache"))
         .env("HELM_CONFIG_HOME", node.dir.path().join("helm/config"))
@@ -251,10 +248,31 @@ fn helm_install(node: &Node, values: &Value) {
     let out = run_bounded(c, Duration::from_secs(180));
     assert!(
         out.status.success(),
-        "helm install failed ({}): {}{}",
+        "helm {args:?} failed ({}): {}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `helm install` of the chart from this checkout with `values`, into the janitor's namespace.
+fn helm_install(node: &Node, values: &Value) {
+    let values_file = node.dir.path().join("values.json");
+    std::fs::write(&values_file, values.to_string()).expect("write values");
+    let chart = repo_root().join("charts/pushgateway-janitor");
+    let values_arg = values_file.display().to_string();
+    helm(
+        node,
+        &[
+            "install",
+            RELEASE,
+            chart.to_str().expect("a UTF-8 path"),
+            "--namespace",
+            JANITOR,
+            "--create-namespace",
+            "--values",
+            &values_arg,
+        ],
     );
 }
 
@@ -423,5 +441,66 @@ async fn helm_install_runs_the_controller_which_sweeps_a_gateway_pod() {
         jobs(&http, &direct).await,
         ["fresh"],
         "the fresh group stays"
+    );
+
+    // The pod's /metrics, as a scrape of the pod's address gets it (the chart's metrics port).
+    let metrics = http
+        .get(format!("http://{janitor_ip}:8080/metrics"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("GET /metrics of the controller's pod at {janitor_ip}: {e}"))
+        .text()
+        .await
+        .expect("metrics text");
+    let deleted = format!(
+        r#"pgw_janitor_groups_deleted_total{{namespace="{JANITOR}",policy="node-sweep",reason="expired"}} 1"#
+    );
+    assert!(
+        metrics.lines().any(|l| l == deleted),
+        "no `{deleted}` in the pod's /metrics:\n{metrics}"
+    );
+
+    // `helm uninstall` keeps the CRD and the user's policies; while no controller runs nothing
+    // sweeps; a new install picks the policy up again.
+    helm(
+        &node,
+        &["uninstall", RELEASE, "--namespace", JANITOR, "--wait"],
+    );
+    wait_for(
+        &node,
+        "the controller's pod gone",
+        Duration::from_secs(120),
+        || janitor_pod().is_none(),
+    );
+    node.kubectl(&["get", "crd", "pushgatewayretentions.pgw-janitor.dev"]);
+    let sweeps = |node: &Node| {
+        let p = node.get(&["pgr", "node-sweep", "-n", JANITOR]);
+        p["status"]["totals"]["sweeps"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no status.totals.sweeps: {:#}", p["status"]))
+    };
+    let before = sweeps(&node);
+    tokio::time::sleep(Duration::from_secs(12)).await; // two intervals and more
+    assert_eq!(
+        sweeps(&node),
+        before,
+        "a sweep with no controller installed"
+    );
+    helm_install(
+        &node,
+        &json!({"minTtl": "1s", "allowedTargets": {"cidrs": ["10.0.0.0/24"]}}),
+    );
+    wait_for(
+        &node,
+        "the reinstalled controller's pod Ready",
+        Duration::from_secs(180),
+        || janitor_pod().is_some_and(|p| pod_ready(&p)),
+    );
+    wait_for(
+        &node,
+        "a sweep of the kept policy by the new controller",
+        Duration::from_secs(60),
+        || sweeps(&node) > before,
     );
 }
