@@ -233,6 +233,8 @@ start() {
   rm -rf "$DIR/pid" "$DIR/url" "$DIR/kubeconfig" "$DIR/logs"
   mkdir -p "$DIR/logs" "$DIR/apiserver"
   iptables-save >"$DIR/iptables.before"
+  # The pods' network namespaces are containerd's, named cni-<uuid>; these were there before.
+  ls /var/run/netns >"$DIR/netns.before" 2>/dev/null || true
   ip6tables-save >"$DIR/ip6tables.before" 2>/dev/null || true
 
   # The bridge first: the API server listens on its address.
@@ -312,17 +314,27 @@ drop_kube_chains() {
 
 stop() {
   [[ -f $DIR/pid || -f $DIR/made ]] || { log "nothing started in $DIR"; return 0; }
+  # Every step runs even when one before it failed (a full disk, a process already gone): the
+  # point of stop is to leave nothing behind.
+  set +e
   # Nothing may recreate or reschedule pods while they go, so the controllers stop first.
   stop_one controller-manager "kube-node controller-manager" 15
   stop_one scheduler "kube-node scheduler" 15
   stop_one kubelet "kube-node kubelet" 30
-  if pid_of containerd "containerd --config $DIR" >/dev/null; then
-    "$BIN/kube-node" remove-pods --endpoint "unix://$SOCK" >>"$DIR/logs/remove-pods.log" 2>&1 ||
-      log "some pods could not be removed (logs/remove-pods.log)"
+  local cri_failed=""
+  if ! pid_of containerd "containerd --config $DIR" >/dev/null ||
+    ! "$BIN/kube-node" remove-pods --endpoint "unix://$SOCK" >>"$DIR/logs/remove-pods.log" 2>&1; then
+    cri_failed=1
+    log "pods not removed through CRI (logs/remove-pods.log); removing what is left by hand"
   fi
+  # What CRI could not remove: the pods' processes are in our cgroup, so they are ours.
+  local pid
+  while read -r pid; do
+    log "killing leftover pod process $pid"
+    kill -KILL "$pid" 2>/dev/null
+  done < <(find /sys/fs/cgroup/pids/"$CGROUP" -name cgroup.procs -exec cat {} + 2>/dev/null)
   stop_one containerd "containerd --config $DIR" 15
   # A shim outlives containerd; ours name our socket.
-  local pid
   for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $SOCK" || true); do
     log "killing leftover shim $pid"
     kill -KILL "$pid" 2>/dev/null || true
@@ -338,14 +350,29 @@ stop() {
   # Mounts under DIR (pod volumes, the sandboxes' shm, snapshots), deepest first.
   local m
   awk -v d="$DIR/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || log "could not unmount $m"
+    umount -l "$m" 2>/dev/null || { log "could not unmount $m"; touch "$DIR/.left"; }
   done
+  # Network namespaces of pods CRI could not remove: containerd's (cni-*) that appeared since start.
+  local ns
+  if [[ -n $cri_failed && -f $DIR/netns.before ]]; then
+    for ns in /var/run/netns/cni-*; do
+      [[ -e $ns ]] || continue
+      grep -qx "${ns##*/}" "$DIR/netns.before" || ip netns delete "${ns##*/}"
+    done
+  fi
   local kind what
   if [[ -f $DIR/made ]]; then
     tac "$DIR/made" | while read -r kind what; do
       case $kind in
-      bridge) ip link del "$what" 2>/dev/null || true ;;
-      cgroup) find "$what" -depth -type d -exec rmdir {} + 2>/dev/null || log "cgroup $what not empty" ;;
+      bridge)
+        # The pods' veths on it (left only when CRI could not tear the pods down), then it.
+        local veth
+        for veth in $(ip -o link show master "$what" 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1); do
+          ip link del "$veth" 2>/dev/null
+        done
+        ip link del "$what" 2>/dev/null || true
+        ;;
+      cgroup) find "$what" -depth -type d -exec rmdir {} + 2>/dev/null || { sleep 1; find "$what" -depth -type d -exec rmdir {} + 2>/dev/null; } || { log "cgroup $what not empty"; touch "$DIR/.left"; } ;;
       esac
     done
   fi
@@ -354,7 +381,12 @@ stop() {
   local left
   if [[ -f $DIR/iptables.before ]]; then
     left=$(diff <(rules <"$DIR/iptables.before") <(iptables-save | rules) | grep '^>' || true)
-    [[ -z $left ]] || { log "iptables rules left that were not there before start:"; echo "$left" >&2; }
+    [[ -z $left ]] || { log "iptables rules left that were not there before start:"; echo "$left" >&2; touch "$DIR/.left"; }
+  fi
+  if [[ -e $DIR/.left ]]; then
+    rm -f "$DIR/.left"
+    log "stopped, but something was left (above)"
+    return 1
   fi
   log "stopped"
 }

@@ -11,7 +11,8 @@
 //! ClusterIP, admitted by the chart's `allowedTargets`) and keeps the fresh one; `kubectl get pgr`
 //! shows the policy; the pod's `/metrics` counts the deletion (point 1). `helm uninstall` keeps
 //! the CRD and the policy, nothing sweeps while no controller runs, and a new `helm install`
-//! picks the policy up (point 7).
+//! picks the policy up (point 7). A controller that stops answering (SIGSTOP) is restarted by the
+//! kubelet's liveness probe and sweeps again (point 6).
 //!
 //! Needs root, `bash scripts/test-deps.sh` (containerd, runc, CNI plugins, iptables, conntrack,
 //! kube-node, kube-testserver, helm) and `bash scripts/image.sh` (the janitor's image). The
@@ -34,9 +35,10 @@ const GATEWAYS: &str = "gateways";
 const JANITOR: &str = "janitor";
 const RELEASE: &str = "pgwj";
 
-/// A cluster started by `scripts/kube-testcluster.sh start` in a temp dir; stopped on drop.
+/// A cluster started by `scripts/kube-testcluster.sh start` in a temp dir; stopped on drop. The
+/// dir is removed only when stop succeeded: otherwise it is what a `stop` by hand needs.
 struct Node {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Node {
@@ -45,7 +47,7 @@ impl Node {
             .prefix("pgw-test-node-")
             .tempdir()
             .expect("temp dir");
-        let node = Node { dir };
+        let node = Node { dir: Some(dir) };
         let out = node.script("start", Duration::from_secs(600));
         assert!(
             out.status.success(),
@@ -57,16 +59,20 @@ impl Node {
         node
     }
 
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("the cluster's dir").path()
+    }
+
     fn script(&self, cmd: &str, timeout: Duration) -> std::process::Output {
         let mut c = Command::new("bash");
         c.arg(repo_root().join("scripts/kube-testcluster.sh"))
             .arg(cmd)
-            .arg(self.dir.path());
+            .arg(self.path());
         run_bounded(c, timeout)
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
+        self.path().join("kubeconfig")
     }
 
     /// `kubectl ARGS` against the cluster; panics with its output unless it succeeds.
@@ -91,7 +97,7 @@ impl Node {
     }
 
     fn apply(&self, name: &str, doc: &Value) {
-        let path = self.dir.path().join(format!("{name}.json"));
+        let path = self.path().join(format!("{name}.json"));
         std::fs::write(&path, doc.to_string()).expect("write manifest");
         self.kubectl_stdin(&["apply"], Some(&path));
     }
@@ -103,10 +109,26 @@ impl Node {
         serde_json::from_str(&self.kubectl(&a)).expect("kubectl -o json prints JSON")
     }
 
+    /// The host PID of a container's process, from containerd (`ctr task ls`).
+    fn task_pid(&self, container_id: &str) -> u32 {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.path().join("containerd/containerd.sock"))
+            .args(["-n", "k8s.io", "task", "ls"]);
+        let out = run_bounded(c, Duration::from_secs(30));
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(container_id)).then(|| f.next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no task {container_id} in `ctr task ls`:\n{text}"))
+    }
+
     /// The last lines of every component's log and the pods' logs, for a failure message.
     fn diagnostics(&self) -> String {
         let mut out = String::new();
-        let logs = self.dir.path().join("logs");
+        let logs = self.path().join("logs");
         for name in ["kubelet", "proxy", "controller-manager"] {
             let text =
                 std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
@@ -144,8 +166,10 @@ impl Drop for Node {
     fn drop(&mut self) {
         let out = self.script("stop", Duration::from_secs(180));
         if !out.status.success() {
+            let kept = self.dir.take().map(|d| d.keep());
             eprintln!(
-                "kube-testcluster.sh stop failed ({}): {}",
+                "kube-testcluster.sh stop failed ({}): {}\nkept {kept:?} for `bash \
+                 scripts/kube-testcluster.sh stop DIR`",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -242,9 +266,9 @@ fn helm(node: &Node, args: &[&str]) {
         .arg("--kubeconfig")
         .arg(node.kubeconfig())
         // Helm keeps its cache and config out of this machine's home.
-        .env("HELM_CACHE_HOME", node.dir.path().join("helm/cache"))
-        .env("HELM_CONFIG_HOME", node.dir.path().join("helm/config"))
-        .env("HELM_DATA_HOME", node.dir.path().join("helm/data"));
+        .env("HELM_CACHE_HOME", node.path().join("helm/cache"))
+        .env("HELM_CONFIG_HOME", node.path().join("helm/config"))
+        .env("HELM_DATA_HOME", node.path().join("helm/data"));
     let out = run_bounded(c, Duration::from_secs(180));
     assert!(
         out.status.success(),
@@ -257,7 +281,7 @@ fn helm(node: &Node, args: &[&str]) {
 
 /// `helm install` of the chart from this checkout with `values`, into the janitor's namespace.
 fn helm_install(node: &Node, values: &Value) {
-    let values_file = node.dir.path().join("values.json");
+    let values_file = node.path().join("values.json");
     std::fs::write(&values_file, values.to_string()).expect("write values");
     let chart = repo_root().join("charts/pushgateway-janitor");
     let values_arg = values_file.display().to_string();
@@ -382,7 +406,7 @@ async fn helm_install_runs_the_controller_which_sweeps_a_gateway_pod() {
         .as_str()
         .expect("serviceAccountName");
     let user = format!("system:serviceaccount:{JANITOR}:{sa}");
-    let audit = node.dir.path().join("apiserver/audit.log");
+    let audit = node.path().join("apiserver/audit.log");
     let from_pod = std::fs::read_to_string(&audit)
         .expect("the API server's audit log")
         .lines()
@@ -502,5 +526,38 @@ async fn helm_install_runs_the_controller_which_sweeps_a_gateway_pod() {
         "a sweep of the kept policy by the new controller",
         Duration::from_secs(60),
         || sweeps(&node) > before,
+    );
+    // Liveness: a controller that stops answering (SIGSTOP of its process, found through
+    // containerd by the container's ID) is restarted by the kubelet, and sweeps again after.
+    let pod = janitor_pod().expect("the reinstalled controller's pod");
+    let container_id = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .unwrap_or_else(|| panic!("no containerd container ID: {:#}", pod["status"]))
+        .to_string();
+    let pid = node.task_pid(&container_id);
+    common::process::send_signal(pid, "STOP");
+    wait_for(
+        &node,
+        "the kubelet restarting the stopped controller",
+        Duration::from_secs(180),
+        || {
+            janitor_pod().is_some_and(|p| {
+                p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
+            })
+        },
+    );
+    wait_for(
+        &node,
+        "the restarted controller Ready",
+        Duration::from_secs(120),
+        || janitor_pod().is_some_and(|p| pod_ready(&p)),
+    );
+    let at_restart = sweeps(&node);
+    wait_for(
+        &node,
+        "a sweep by the restarted controller",
+        Duration::from_secs(60),
+        || sweeps(&node) > at_restart,
     );
 }
