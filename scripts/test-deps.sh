@@ -2,8 +2,8 @@
 # Installs every test dependency; quiet (no output) when everything is already there.
 #
 #   scripts/test-deps.sh              everything: Debian packages, the Python venv, the Go programs
-#   scripts/test-deps.sh PROGRAM...   only these Go programs (pushgateway prometheus kube-testserver pusher
-#                                     actionlint)
+#   scripts/test-deps.sh PROGRAM...   only these Go programs (pushgateway prometheus kube-testserver kube-node
+#                                     helm pusher actionlint)
 #
 # - Debian packages (apt-get, as root): prometheus-pushgateway (1.5.1), prometheus (2.42, with
 #   promtool), nginx, python3-venv; podman, buildah, runc and skopeo for the image
@@ -16,6 +16,9 @@
 #     prometheus       github.com/prometheus/prometheus/cmd/prometheus (3.x), release version ldflags,
 #                      static/file/http service discovery only
 #     kube-testserver  tools/kube-testserver: a real kube-apiserver with embedded etcd
+#     kube-node        tools/kube-node: kubelet, kube-controller-manager, kube-scheduler and kube-proxy
+#                      in one binary (subcommands), same k8s.io/kubernetes as kube-testserver
+#     helm             helm.sh/helm/v4/cmd/helm (4.3.x), the real Helm CLI, release version ldflags
 #     pusher           tools/pusher: pushes metrics with client_golang, as real clients do
 #     actionlint       github.com/rhysd/actionlint/cmd/actionlint (1.7.12), checks .github/workflows
 #   A program is rebuilt only when missing or when its stamp (target/test-deps/stamps/NAME: a
@@ -27,7 +30,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEPS=target/test-deps
 BIN=$DEPS/bin
-PROGRAMS=(pushgateway prometheus kube-testserver pusher actionlint)
+PROGRAMS=(pushgateway prometheus kube-testserver kube-node helm pusher actionlint)
 
 die() { echo "test-deps: $*" >&2; exit 1; }
 
@@ -38,6 +41,12 @@ system_deps() {
   command -v prometheus >/dev/null || need+=(prometheus)
   [[ -x /usr/sbin/nginx ]] || need+=(nginx)
   python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+  # The one-node cluster (scripts/kube-testcluster.sh): containerd drives runc, pods get a CNI
+  # bridge; kube-proxy needs conntrack and iptables.
+  command -v containerd >/dev/null || need+=(containerd)
+  [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local ]] || need+=(containernetworking-plugins)
+  command -v conntrack >/dev/null || need+=(conntrack)
+  command -v iptables >/dev/null || need+=(iptables)
   # The image: built and run without a registry, with runc (crun fails on hybrid cgroups here);
   # shellcheck for actionlint.
   local tool
@@ -161,6 +170,28 @@ build_kube_testserver() {
   go build -trimpath -ldflags "$ld" -o "$OUT" .
 }
 
+# The same version ldflags as kube-testserver: the kubelet reports them as the node's version.
+version_kube_node() { modver kube-node k8s.io/kubernetes; }
+build_kube_node() {
+  local ver minor ld="-s -w" p
+  ver=$(version_kube_node) || return 1
+  minor=${ver#v1.}
+  minor=${minor%%.*}
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$ver -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  go build -trimpath -ldflags "$ld" -o "$OUT" .
+}
+
+version_helm() { modver helm helm.sh/helm/v4; }
+build_helm() {
+  local mod=helm.sh/helm/v4 ver rev v=helm.sh/helm/v4/internal/version
+  ver=$(version_helm) || return 1
+  rev=$(modrev helm $mod "$ver")
+  go build -trimpath -ldflags "-s -w -X $v.version=$ver -X $v.gitCommit=${rev:-$ver} -X $v.gitTreeState=clean" \
+    -o "$OUT" $mod/cmd/helm
+}
+
 version_pusher() { local v; v=$(modver pusher github.com/prometheus/client_golang) && echo "client_golang $v"; }
 build_pusher() { go build -trimpath -ldflags "-s -w" -o "$OUT" .; }
 
@@ -198,6 +229,7 @@ build_program() {
   case $name in
   pushgateway | prometheus) out=$("$OUT" --version 2>&1 | head -n 1) || true; want="version $version " ;;
   actionlint) out=$("$OUT" -version 2>&1 | head -n 1) || true; want=$version ;;
+  helm) out=$("$OUT" version --short 2>&1 | head -n 1) || true; want=$version ;;
   *) out=$("$OUT" --help 2>&1 | head -n 1) || true; want="usage: $name " ;;
   esac
   if [[ $out != *"$want"* ]]; then

@@ -6,6 +6,7 @@
 # proxy or load balancer belongs; the Helm chart's checks (Helm's SDK from PyPI, in .venv); the
 # dashboard against Grafana's models (grafana-foundation-sdk); the alerts with Debian's promtool;
 # the image, built by scripts/image.sh and run with podman as the chart runs it (tests/image.rs);
+# the chart installed with Helm 4 on a one-node cluster (scripts/kube-testcluster.sh, tests/node.rs);
 # the release workflows with actionlint.
 #
 # scripts/test-deps.sh first installs what is missing (Debian packages as root, the venv) and
@@ -23,7 +24,7 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 .venv/bin/python tests/dashboard/check_dashboard.py
 
 deps="$PWD/target/test-deps/bin"
-for bin in pushgateway prometheus pusher kube-testserver actionlint; do
+for bin in pushgateway prometheus pusher kube-testserver kube-node helm actionlint; do
   if [[ ! -x "$deps/$bin" ]]; then
     echo "test.sh: $deps/$bin is missing: run 'bash scripts/test-deps.sh' to build it" >&2
     exit 1

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	kube-testserver --dir DIR [--exit-on-stdin-close] [-- EXTRA-KUBE-APISERVER-FLAGS...]
+//	kube-testserver --dir DIR [--exit-on-stdin-close] [--node-ip IP] [-- EXTRA-KUBE-APISERVER-FLAGS...]
 //
 // It makes a fresh cluster every start (DIR/etcd and DIR/pki are recreated): its own CA, a
 // serving certificate for 127.0.0.1 and localhost, a client CA with an admin client certificate
@@ -21,6 +21,12 @@
 // No controller-manager runs: no EndpointSlices for Services, no garbage collection, deleted
 // namespaces stay Terminating, no default ServiceAccount (the ServiceAccount admission plugin is
 // disabled so pods can be created without one).
+//
+// --node-ip IP is the API server of a cluster with a node (scripts/kube-testcluster.sh): it
+// listens on IP instead of 127.0.0.1 (an address of this machine that pods reach, the pod bridge's
+// own), advertises it (so the `kubernetes` Service's endpoints, kept by the API server's lease
+// reconciler, lead there), puts it in the serving certificate, and turns the ServiceAccount
+// admission plugin on, so pods get their token volume as in a real cluster.
 package main
 
 import (
@@ -88,6 +94,7 @@ func main() {
 	exitOnStdinClose := flag.Bool("exit-on-stdin-close", false, "shut down when standard input reaches EOF")
 	readyTimeout := flag.Duration("ready-timeout", 120*time.Second, "give up if /readyz is not 200 by then")
 	stopTimeout := flag.Duration("stop-timeout", 10*time.Second, "exit anyway (status 3) if shutdown takes longer")
+	nodeIP := flag.String("node-ip", "", "listen on and advertise this address instead of 127.0.0.1, with the ServiceAccount admission plugin on (a cluster with a node)")
 	restart := flag.Bool("restart", false, "start again on the cluster an earlier run left in --dir: the same etcd data, certificates and ports (an API server restart)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: kube-testserver --dir DIR [--exit-on-stdin-close] [-- EXTRA-KUBE-APISERVER-FLAGS...]\n")
@@ -97,6 +104,14 @@ func main() {
 	if *dir == "" {
 		flag.Usage()
 		os.Exit(2)
+	}
+	host := "127.0.0.1"
+	if *nodeIP != "" {
+		ip := net.ParseIP(*nodeIP)
+		if ip == nil || ip.To4() == nil {
+			fail("--node-ip %q: not an IPv4 address", *nodeIP)
+		}
+		host = ip.String()
 	}
 	d, err := filepath.Abs(*dir)
 	if err != nil {
@@ -162,7 +177,7 @@ func main() {
 	if *restart {
 		c, err = loadPKI(pki)
 	} else {
-		c, err = makePKI(pki)
+		c, err = makePKI(pki, net.ParseIP(host))
 	}
 	if err != nil {
 		fail("certificates: %v", err)
@@ -182,9 +197,9 @@ func main() {
 		fail("etcd: %v (see %s)", err, filepath.Join(d, "etcd.log"))
 	}
 
-	listenAddr := "127.0.0.1:0"
+	listenAddr := host + ":0"
 	if kept != nil {
-		listenAddr = "127.0.0.1:" + strconv.Itoa(kept.api)
+		listenAddr = host + ":" + strconv.Itoa(kept.api)
 	}
 	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
@@ -194,12 +209,12 @@ func main() {
 	if err := writeFileAtomic(filepath.Join(d, "ports"), []byte(fmt.Sprintf("%d %d %d\n", port, etcdPorts[0], etcdPorts[1]))); err != nil {
 		fail("%v", err)
 	}
-	serverURL := "https://127.0.0.1:" + strconv.Itoa(port)
+	serverURL := "https://" + host + ":" + strconv.Itoa(port)
 
 	args := []string{
 		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address=" + host,
+		"--advertise-address=" + host,
 		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + pki,
 		"--tls-cert-file=" + filepath.Join(pki, "serving.crt"),
@@ -210,14 +225,17 @@ func main() {
 		"--service-account-signing-key-file=" + filepath.Join(pki, "sa.key"),
 		"--authorization-mode=RBAC",
 		"--service-cluster-ip-range=10.0.0.0/24",
-		"--endpoint-reconciler-type=none",
-		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--audit-policy-file=" + filepath.Join(d, "audit-policy.yaml"),
 		"--audit-log-path=" + filepath.Join(d, "audit.log"),
 		"--audit-log-format=json",
 		"--audit-log-mode=blocking",
 		"--profiling=false",
+	}
+	if *nodeIP == "" {
+		// No node: nothing keeps the `kubernetes` Service's endpoints and nothing makes
+		// ServiceAccounts, so pods are admitted without one.
+		args = append(args, "--endpoint-reconciler-type=none", "--disable-admission-plugins=ServiceAccount")
 	}
 	args = append(args, flag.Args()...)
 
@@ -505,7 +523,8 @@ func pemBlock(typ string, der []byte) []byte {
 }
 
 // makePKI writes ca.crt, serving.{crt,key}, client-ca.crt, admin.{crt,key}, sa.{key,pub} to dir.
-func makePKI(dir string) (*creds, error) {
+// The serving certificate names 127.0.0.1, the `kubernetes` Service's address and nodeIP.
+func makePKI(dir string, nodeIP net.IP) (*creds, error) {
 	ca, caKey, caPEM, err := newCA("kube-testserver-ca")
 	if err != nil {
 		return nil, err
@@ -513,7 +532,7 @@ func makePKI(dir string) (*creds, error) {
 	servingCert, servingKey, err := newLeaf(ca, caKey, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"), nodeIP},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
