@@ -116,6 +116,11 @@ async fn a_leader_cut_off_from_the_api_stops_mid_sweep_before_its_lease_expires(
         .unwrap_or_else(|| panic!("ctl-b never said it leads\n{}", b.log_tail(30)));
     assert!(at(&stopped) < at(&b_leads), "{stopped}\n{b_leads}");
 
+    // ctl-b logs its deletes once they are confirmed, after the gateway already shows them
+    // gone: wait for its sweep's end before counting them.
+    let b_swept = wait_until(SOON, || async { first(&b, "swept").is_some() }).await;
+    assert!(b_swept, "ctl-b's sweep never ended\n{}", b.log_tail(30));
+
     // The sweep in flight stopped: the rest was reported as not attempted, and never sent.
     let swept = first(&a, "swept").unwrap();
     let by_a = deleted_by(&a);
