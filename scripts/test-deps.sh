@@ -158,29 +158,30 @@ build_prometheus() {
     -o "$OUT" $mod/cmd/prometheus
 }
 
-version_kube_testserver() { modver kube-testserver k8s.io/kubernetes; }
-build_kube_testserver() {
-  local ver minor ld="-s -w" p
-  ver=$(version_kube_testserver) || return 1
+# ldflags setting the Kubernetes version (v1.MINOR.PATCH) the way the release builds do.
+kube_version_ldflags() {
+  local ver=$1 minor ld="" p
   minor=${ver#v1.}
   minor=${minor%%.*}
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$ver -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  go build -trimpath -ldflags "$ld" -o "$OUT" .
+  echo "$ld"
+}
+
+version_kube_testserver() { modver kube-testserver k8s.io/kubernetes; }
+build_kube_testserver() {
+  local ver
+  ver=$(version_kube_testserver) || return 1
+  go build -trimpath -ldflags "-s -w $(kube_version_ldflags "$ver")" -o "$OUT" .
 }
 
 # The same version ldflags as kube-testserver: the kubelet reports them as the node's version.
 version_kube_node() { modver kube-node k8s.io/kubernetes; }
 build_kube_node() {
-  local ver minor ld="-s -w" p
+  local ver
   ver=$(version_kube_node) || return 1
-  minor=${ver#v1.}
-  minor=${minor%%.*}
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $p.gitVersion=$ver -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-  done
-  go build -trimpath -ldflags "$ld" -o "$OUT" .
+  go build -trimpath -ldflags "-s -w $(kube_version_ldflags "$ver")" -o "$OUT" .
 }
 
 version_helm() { modver helm helm.sh/helm/v4; }
@@ -201,7 +202,7 @@ build_actionlint() { go build -trimpath -ldflags "-s -w" -o "$OUT" github.com/rh
 stamp_of() {
   local name=$1 id=${1//-/_}
   {
-    declare -f "version_$id" "build_$id" prom_version_ldflags modver modrev
+    declare -f "version_$id" "build_$id" prom_version_ldflags kube_version_ldflags modver modrev
     (cd "tools/$name" && shopt -s nullglob && sha256sum go.mod go.sum *.go)
   } | sha256sum | cut -d' ' -f1
 }
