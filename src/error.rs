@@ -196,7 +196,7 @@ impl Error {
         }
     }
 
-    /// The process exit code when this error ends a run (README, "Report and exit codes").
+    /// The process exit code when this error ends a run (README, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self.fault() {
             Fault::Input => exit::USAGE,

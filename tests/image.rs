@@ -5,7 +5,7 @@
 //!
 //! - `runs`: what the image is (its user, entrypoint, version, the OCI archive) and the one-shot
 //!   commands: `sweep` against real gateways found through a real Prometheus, `validate` on a
-//!   mounted folder as the README's CI recipe runs it.
+//!   mounted folder as docs/cli.md's CI recipe runs it.
 //! - `in_cluster`: `controller` with in-cluster config only (the ServiceAccount token, `ca.crt`
 //!   and `namespace` mounted where the kubelet mounts them, `KUBERNETES_SERVICE_HOST`/`_PORT` at
 //!   the real kube-apiserver, the chart's RBAC applied, the token minted by TokenRequest), its

@@ -53,7 +53,7 @@ impl Gateway {
             // `escaping=allow-utf-8` asks for UTF-8 names quoted, not escaped to `_` (which
             // another group may really use). 1.5.1 ignores it; it knows only legacy names.
             // No gzip: on the gateway it costs more CPU than the bytes it saves on a cluster's
-            // network (see the README's read benchmark).
+            // network (see docs/benchmarks.md, "Reading a big replica").
             let request = self
                 .http
                 .get(url.clone())

@@ -156,7 +156,7 @@ async fn sweep_in_the_image_deletes_the_stale_groups_of_every_replica_and_keeps_
     }
 }
 
-/// `validate` as the README's CI recipe runs it: a folder mounted read-only at /policies, exit 0
+/// `validate` as docs/cli.md's CI recipe runs it: a folder mounted read-only at /policies, exit 0
 /// on the examples (one of them wipes at 03:00 Europe/Berlin: the zone comes from the image's tz
 /// database), exit 2 naming the file, the policy and the field on a broken one.
 #[test]
