@@ -118,7 +118,12 @@ fn start_server() -> TestServer {
 /// and waits, bounded, for its `ready URL` line.
 fn spawn_ready(dir: &Path, restart: bool) -> (Proc, String) {
     let mut cmd = Command::new(testserver_binary());
-    cmd.arg("--dir").arg(dir).arg("--exit-on-stdin-close");
+    // The server removes its directory once it stopped: the test binary, which holds it in a
+    // static, never gets to.
+    cmd.arg("--dir")
+        .arg(dir)
+        .arg("--exit-on-stdin-close")
+        .arg("--remove-dir-on-exit");
     if restart {
         cmd.arg("--restart");
     }

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	kube-testserver --dir DIR [--exit-on-stdin-close] [--node-ip IP] [-- EXTRA-KUBE-APISERVER-FLAGS...]
+//	kube-testserver --dir DIR [--exit-on-stdin-close] [--remove-dir-on-exit] [--node-ip IP] [-- EXTRA-KUBE-APISERVER-FLAGS...]
 //
 // It makes a fresh cluster every start (DIR/etcd and DIR/pki are recreated): its own CA, a
 // serving certificate for 127.0.0.1 and localhost, a client CA with an admin client certificate
@@ -16,7 +16,9 @@
 //
 // It stops on SIGTERM or SIGINT, and with --exit-on-stdin-close also when stdin reaches EOF: the
 // API server shuts down, etcd is closed, exit status 0. If that takes more than --stop-timeout
-// (10s) it exits anyway with status 3. Startup failures exit with status 1.
+// (10s) it exits anyway with status 3. Startup failures exit with status 1. With
+// --remove-dir-on-exit a clean stop also removes DIR (a test binary holds the server in a static
+// that is never dropped, so nothing else would).
 //
 // No controller-manager runs: no EndpointSlices for Services, no garbage collection, deleted
 // namespaces stay Terminating, no default ServiceAccount (the ServiceAccount admission plugin is
@@ -95,9 +97,10 @@ func main() {
 	readyTimeout := flag.Duration("ready-timeout", 120*time.Second, "give up if /readyz is not 200 by then")
 	stopTimeout := flag.Duration("stop-timeout", 10*time.Second, "exit anyway (status 3) if shutdown takes longer")
 	nodeIP := flag.String("node-ip", "", "listen on and advertise this address instead of 127.0.0.1, with the ServiceAccount admission plugin on (a cluster with a node)")
+	removeDir := flag.Bool("remove-dir-on-exit", false, "remove --dir and everything in it after a clean stop (a test harness that never stops it itself leaves nothing behind)")
 	restart := flag.Bool("restart", false, "start again on the cluster an earlier run left in --dir: the same etcd data, certificates and ports (an API server restart)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: kube-testserver --dir DIR [--exit-on-stdin-close] [-- EXTRA-KUBE-APISERVER-FLAGS...]\n")
+		fmt.Fprintf(os.Stderr, "usage: kube-testserver --dir DIR [--exit-on-stdin-close] [--remove-dir-on-exit] [-- EXTRA-KUBE-APISERVER-FLAGS...]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -256,6 +259,7 @@ func main() {
 	case err := <-apiDone:
 		etcd.Close()
 		if ctx.Err() != nil {
+			removeIf(*removeDir, d)
 			os.Exit(0) // stopped while starting
 		}
 		fail("kube-apiserver exited: %v (see %s)", err, filepath.Join(d, "apiserver.log"))
@@ -281,7 +285,19 @@ func main() {
 	}
 	klog.Infof("kube-testserver: stopped")
 	klog.Flush()
+	removeIf(*removeDir, d)
 	os.Exit(0)
+}
+
+// removeIf removes the server's directory after a clean stop, when asked to: its etcd data,
+// certificates and logs go with it. A stop that failed keeps them for whoever looks into it.
+func removeIf(remove bool, dir string) {
+	if !remove {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "kube-testserver: removing %s: %v\n", dir, err)
+	}
 }
 
 // runAPIServer does what app.NewAPIServerCommand's RunE does, with our context (so that stdin EOF
