@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 mod public;
 
-use crate::policy::{Door, Field};
-use crate::report::exit;
+pub use public::{public_reason, NotAllowed};
+
+use crate::exit;
+use crate::field::{Door, Field};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -4,12 +4,15 @@
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
 pub mod cli;
+pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod discover;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod exit;
+pub mod field;
 pub mod gateway;
 pub mod guard;
 pub mod http;
@@ -29,6 +32,7 @@ pub mod selector;
 pub mod server;
 pub mod sweep;
 pub mod telemetry;
+pub mod tuning;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -10,26 +10,20 @@ use serde::Serialize;
 
 pub use failure::Failure;
 
-use crate::discover::Refused;
 use crate::model::Labels;
 use crate::plan::Reason;
 use crate::selector::format_labels;
 
-/// The exit codes of a one-shot sweep.
-pub mod exit {
-    /// Every replica was handled.
-    pub const OK: i32 = 0;
-    /// A remote failed: discovery (Prometheus, the Kubernetes API), or some replica (the others
-    /// were still handled).
-    pub const REPLICA_FAILED: i32 = 1;
-    /// The user's input: bad flags, a bad policy, a missing or bad file or Secret; refused
-    /// before anything was touched.
-    pub const USAGE: i32 = 2;
-    /// A guard aborted the run before the first delete.
-    pub const GUARD: i32 = 3;
-    /// The janitor itself could not start: it cannot listen on its address, install a signal
-    /// handler, or build its Kubernetes client.
-    pub const STARTUP: i32 = 4;
+pub use crate::exit;
+
+/// A candidate that discovery refused to treat as a replica: it is never contacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// Its `instance` label.
+    pub instance: String,
+    /// The URL it would have had, when it makes one (credentials never shown).
+    pub url: Option<String>,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -8,13 +8,14 @@ mod prometheus;
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
 use url::Url;
 
 use crate::{Error, Result};
 
 pub use allow::AllowList;
 pub use prometheus::{up_query, Mode, ViaPrometheus};
+// Refused candidates are report data; discovery only finds them.
+pub use crate::report::Refused;
 
 /// One replica to sweep.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,16 +24,6 @@ pub struct Replica {
     pub url: Url,
     /// The `instance` label it was found under, when discovered through Prometheus.
     pub instance: Option<String>,
-}
-
-/// A candidate that discovery refused to treat as a replica: it is never contacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Refused {
-    /// Its `instance` label.
-    pub instance: String,
-    /// The URL it would have had, when it makes one (credentials never shown).
-    pub url: Option<String>,
-    pub why: String,
 }
 
 /// What discovery found: the replicas to sweep, and the candidates it refused.

@@ -46,7 +46,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_tuning(t: &crate::sweep::Tuning) -> Self {
+    pub fn from_tuning(t: &crate::tuning::Tuning) -> Self {
         Settings {
             delete_concurrency: t.delete_concurrency,
             delete_rate: t.delete_rate,

@@ -6,14 +6,14 @@ use std::cell::Cell;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::field::{AuthPart, Door, Field, Remote};
 use super::{AuthInput, CheckedPolicy, PolicyInput, PrometheusInput, SourceSpec, NO_TTL};
+use crate::config::SweepConfig;
 use crate::discover::{self, parse_base_url, AllowList, InstanceUrl, ViaPrometheus};
 use crate::duration::format_duration;
+use crate::field::{AuthPart, Door, Field, Remote};
 use crate::guard::Limits;
 use crate::plan::{Action, Policy};
 use crate::schedule::Cadence;
-use crate::sweep::Sweep;
 use crate::{Error, Result};
 
 /// An error on `field`; named in the door's words by [`PolicyInput::check`].
@@ -54,7 +54,7 @@ impl PolicyInput {
         let cadence = self.cadence()?;
         Ok(CheckedPolicy {
             door,
-            sweep: Sweep {
+            sweep: SweepConfig {
                 // The front door names it: a spec does not know its own name.
                 name: String::new(),
                 policy,

@@ -5,7 +5,6 @@
 //! [`Field`], named in that door's words (`--ttl`, `spec.ttl`).
 
 mod check;
-mod field;
 mod spec;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -13,13 +12,14 @@ pub(crate) mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use field::{AuthPart, Door, Field, FieldName, Remote};
+pub use crate::field::{AuthPart, Door, Field, FieldName, Remote};
 
+use crate::config::SweepConfig;
 use crate::crd::{PushgatewayRetentionSpec, SecretKeyRef};
 use crate::discover::{InstanceUrl, ViaPrometheus};
 use crate::schedule::Cadence;
 use crate::selector::Selector;
-use crate::sweep::{Sweep, Tuning};
+use crate::tuning::Tuning;
 use crate::Result;
 
 /// A TTL so long it never expires anything: a plain wipe needs no TTL.
@@ -131,7 +131,7 @@ pub enum SourceSpec {
 #[derive(Debug, Clone)]
 pub struct CheckedPolicy {
     pub door: Door,
-    pub sweep: Sweep,
+    pub sweep: SweepConfig,
     pub source: SourceSpec,
     pub prometheus_auth: AuthInput,
     pub gateway_auth: AuthInput,

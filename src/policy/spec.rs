@@ -4,12 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::field::{Door, Field};
 use super::{AuthInput, CadenceInput, PolicyInput, PrometheusInput, SecretRef, ServiceInput};
 use crate::crd::{Discovery, HttpAuthRefs, PushgatewayRetentionSpec, RetentionAction, Scheme};
 use crate::duration::parse_duration;
+use crate::field::{Door, Field};
 use crate::selector::Selector;
-use crate::sweep::Tuning;
+use crate::tuning::Tuning;
 use crate::{Error, Result};
 
 fn duration(field: Field, text: &str) -> Result<Duration> {

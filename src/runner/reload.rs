@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{load, load_policies, Problem, RunnablePolicy};
-use crate::sweep::Tuning;
+use crate::tuning::Tuning;
 
 /// The policies in force, by the file they came from.
 #[derive(Debug, Clone, Default)]

@@ -208,7 +208,7 @@ async fn run_local(ctx: Context, policies: PolicySet, args: &Options) -> i32 {
 /// Reloads the policy files and brings the loops in step.
 struct Reloader<'a> {
     args: &'a Options,
-    tuning: crate::sweep::Tuning,
+    tuning: crate::tuning::Tuning,
     ctx: Arc<Context>,
     /// What the files held at the last reload, to tell a change.
     seen: u64,

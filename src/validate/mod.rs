@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::crd::PushgatewayRetention;
 use crate::runner::load::{self, Document, Origin};
-use crate::sweep::Tuning;
+use crate::tuning::Tuning;
 use crate::Error;
 
 /// Which check found a problem.
