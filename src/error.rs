@@ -111,6 +111,27 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The core's errors are the user's input, and keep their words: `Config` stays `Config`,
+/// `Invalid` stays `Invalid` (same message, same exit code, same condition reason).
+impl From<pushgateway_janitor_core::Error> for Error {
+    fn from(error: pushgateway_janitor_core::Error) -> Self {
+        match error {
+            pushgateway_janitor_core::Error::Config { what, message } => {
+                Error::Config { what, message }
+            }
+            pushgateway_janitor_core::Error::Invalid {
+                field,
+                door,
+                message,
+            } => Error::Invalid {
+                field,
+                door,
+                message,
+            },
+        }
+    }
+}
+
 fn colon(detail: &str) -> String {
     if detail.is_empty() {
         String::new()

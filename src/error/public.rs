@@ -3,6 +3,20 @@
 //! header, a redirect's target, input a parser quotes) would be a read channel into the cluster.
 
 use super::Error;
+use crate::report::{Failure, Public};
+
+impl Public for Error {
+    fn public(&self) -> String {
+        Error::public(self)
+    }
+}
+
+/// A failure as a report carries it: the whole text, and the public form.
+impl From<&Error> for Failure {
+    fn from(error: &Error) -> Failure {
+        Failure::both(error.to_string(), error.public())
+    }
+}
 
 impl Error {
     /// The error as a policy's author may read it (its status, conditions and events): the URL,

@@ -67,7 +67,7 @@ impl PolicyInput {
             }
         });
         let selector = match &spec.selector {
-            Some(s) => Selector::from_str(s).map_err(|e| match e {
+            Some(s) => Selector::from_str(s).map_err(|e| match Error::from(e) {
                 Error::Config { message, .. } => {
                     Error::invalid(Field::Selector, format!("{s:?}: {message}"))
                 }

@@ -34,7 +34,7 @@ impl SweepConfig {
     pub fn validate(&self) -> crate::Result<()> {
         self.policy.validate()?;
         self.limits.validate()?;
-        self.tuning.validate()
+        Ok(self.tuning.validate()?)
     }
 
     fn action_name(&self) -> &'static str {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-pub use failure::Failure;
+pub use failure::{Failure, Public};
 
 use crate::model::Labels;
 use crate::plan::Reason;
@@ -185,10 +185,10 @@ pub struct GuardReport {
     pub message: String,
 }
 
-#[cfg(test)]
 impl ReplicaReport {
-    /// A replica read well with `groups` groups and nothing else known, for unit tests to vary.
-    pub(crate) fn for_test(url: &str, state: ReplicaState, groups: usize) -> ReplicaReport {
+    /// A replica read well with `groups` groups and nothing else known, for unit tests to vary
+    /// (here and in the crates above, which cannot see the core's `cfg(test)` items).
+    pub fn for_test(url: &str, state: ReplicaState, groups: usize) -> ReplicaReport {
         ReplicaReport {
             url: url.into(),
             state,
@@ -316,11 +316,8 @@ impl SweepReport {
     }
 }
 
-pub(crate) fn write_table<const N: usize>(
-    out: &mut String,
-    header: [&str; N],
-    rows: &[[String; N]],
-) {
+/// Rows under a header, each column as wide as its widest cell (reports, `inspect`).
+pub fn write_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
