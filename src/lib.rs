@@ -25,6 +25,9 @@ pub mod sweep;
 pub mod telemetry;
 pub mod validate;
 
+#[cfg(test)]
+mod layers_tests;
+
 // The core's modules under their old paths: `crate::plan`, `pushgateway_janitor::model`, ...
 pub use pushgateway_janitor_core::{
     duration, exit, field, guard, model, plan, report, schedule, selector, tuning,
