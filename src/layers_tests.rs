@@ -231,7 +231,7 @@ fn no_import_runs_up_a_layer_and_no_modules_import_each_other_in_a_loop() {
 #[test]
 fn the_check_sees_grouped_multi_line_and_nested_paths_but_not_comments() {
     let text = "use crate::{\n    engine::Engine,\n    gateway::{self, Gateway},\n    Error,\n};\n\
-                // crate::cli in a remark\nlet x = crate::sweep::run(); /// [`crate::runner`]\n\
+                // crate::validate in a remark\nlet x = crate::sweep::run(); /// [`crate::runner`]\n\
                 $crate::inspect!();\nlet y = pushgateway_janitor_core::plan::Policy;";
     let names: Vec<(usize, String)> = crate_paths(text);
     assert_eq!(

@@ -30,13 +30,6 @@ use crate::selector::format_labels;
 use crate::Error;
 
 impl SweepConfig {
-    /// Refuses a configuration before anything is read or touched.
-    pub fn validate(&self) -> crate::Result<()> {
-        self.policy.validate()?;
-        self.limits.validate()?;
-        Ok(self.tuning.validate()?)
-    }
-
     fn action_name(&self) -> &'static str {
         match self.policy.action {
             Action::DeleteGroups => "delete",

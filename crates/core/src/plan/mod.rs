@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::duration::format_duration;
 use crate::model::{Labels, ReplicaStatus, Snapshot};
 use crate::selector::Selector;
-use crate::{Error, Result};
 
 mod assess;
 #[cfg(test)]
@@ -41,53 +39,6 @@ pub struct Policy {
     /// Ceiling for a declared TTL; the policy's own `ttl` is not bounded by it.
     pub max_ttl: Option<Duration>,
     pub action: Action,
-}
-
-impl Policy {
-    /// Refuses policies that would delete fresh data by mistake. [`plan`] assumes a valid policy.
-    pub fn validate(&self) -> Result<()> {
-        let show = |d: Duration| format_duration(d);
-        if self.ttl.is_zero() {
-            return Err(Error::config("ttl", "must be greater than zero"));
-        }
-        if self.ttl < self.min_ttl {
-            return Err(Error::config(
-                "ttl",
-                format!(
-                    "{} is under the floor --min-ttl {}",
-                    show(self.ttl),
-                    show(self.min_ttl)
-                ),
-            ));
-        }
-        if let Some(max) = self.max_ttl {
-            if max < self.min_ttl {
-                return Err(Error::config(
-                    "max-ttl",
-                    format!(
-                        "{} is under the floor --min-ttl {}",
-                        show(max),
-                        show(self.min_ttl)
-                    ),
-                ));
-            }
-        }
-        if let Some(name) = &self.ttl_from_metric {
-            if !is_valid_metric_name(name) {
-                return Err(Error::config(
-                    "ttl-from-metric",
-                    format!("{name:?} is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn is_valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
