@@ -6,7 +6,7 @@ mod permit;
 pub use permit::{Permit, NOT_ATTEMPTED};
 
 use crate::guard::Limits;
-use crate::plan::Policy;
+use crate::plan::Rules;
 use crate::tuning::Tuning;
 
 /// One sweep's whole configuration, already validated: what a sweep's `run` is given, not a
@@ -15,7 +15,7 @@ use crate::tuning::Tuning;
 pub struct SweepConfig {
     /// Whose sweep this is, for the delete log: a policy's `namespace/name`, or `cli`.
     pub name: String,
-    pub policy: Policy,
+    pub policy: Rules,
     pub limits: Limits,
     pub dry_run: bool,
     pub tuning: Tuning,

@@ -12,7 +12,7 @@ use crate::discover::{self, parse_base_url, AllowList, InstanceUrl, ViaPrometheu
 use crate::duration::format_duration;
 use crate::field::{AuthPart, Door, Field, Remote};
 use crate::guard::Limits;
-use crate::plan::{Action, Policy};
+use crate::plan::{Action, Rules};
 use crate::schedule::Cadence;
 use crate::{Error, Result};
 
@@ -115,7 +115,7 @@ impl PolicyInput {
         }
     }
 
-    fn policy(&self) -> Result<Policy> {
+    fn policy(&self) -> Result<Rules> {
         let door = self.door;
         let only = door.name(Field::OnlyIfAllStale);
         if self.only_if_all_stale && !self.wipe {
@@ -191,7 +191,7 @@ impl PolicyInput {
                 );
             }
         }
-        Ok(Policy {
+        Ok(Rules {
             ttl,
             selector: self.selector.clone(),
             superseded_grace: self.superseded_grace,

@@ -3,6 +3,18 @@
 //! into a [`CheckedPolicy`] that every later step takes (Stackable's `validate.rs` →
 //! `ValidatedCluster`). The same bad input through either door fails the same way, on the same
 //! [`Field`], named in that door's words (`--ttl`, `spec.ttl`).
+//!
+//! The path a policy takes, in order:
+//!
+//! 1. `runner::PolicyDoc`: one document of a policy file, parsed, not checked (`run`, `validate`);
+//!    the controller has the `PushgatewayRetention` itself, and `sweep` its flags.
+//! 2. [`PolicyInput`]: what a front door received, durations and the selector parsed.
+//! 3. [`CheckedPolicy`]: every rule met. It holds the sweep's [`SweepConfig`], whose
+//!    [`Rules`](crate::plan::Rules) are what the planner applies, and where the replicas are.
+//! 4. `runner::CheckedDoc`: the policy-file loop keeps a document with its checked policy, to
+//!    tell on a reload what changed. `inspect` shows one policy's `plan::Rules` by name
+//!    (`inspect::NamedRules`).
+//! 5. `sweep::run` takes the `SweepConfig`.
 
 mod check;
 mod spec;

@@ -1,4 +1,5 @@
-//! The sweep engine: read every replica, plan, guard, act, report. The three front doors (the
+//! A sweep: read every replica, plan, guard, act, report, for one policy's [`SweepConfig`], on
+//! the shared [`Engine`] (which owns the replicas and their IO). The three front doors (the
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;

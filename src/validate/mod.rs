@@ -201,7 +201,7 @@ fn document(
             message,
         }),
         Ok(Document::Policy(policy)) if schema_ok => {
-            let policy = load::LoadedPolicy::new(origin.clone(), *policy);
+            let policy = load::PolicyDoc::new(origin.clone(), *policy);
             if let Some(first) = seen.get(&policy.id()) {
                 checked.problems.push(Finding {
                     check: Check::Load,

@@ -22,9 +22,10 @@ mod tests;
 #[cfg(test)]
 mod wipe_tests;
 
-/// What makes a group stale, and what to do about it.
+/// The planner's rules, taken from a checked policy: what makes a group stale, and what to do
+/// about it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
+pub struct Rules {
     /// Groups older than this are expired.
     pub ttl: Duration,
     /// Only groups matching it are ever touched.
@@ -136,11 +137,11 @@ impl Plan {
 }
 
 /// Decides, for every replica, which selected groups go. Deterministic: same input, same plan.
-pub fn plan(policy: &Policy, replicas: &[ReplicaInput<'_>]) -> Plan {
+pub fn plan(policy: &Rules, replicas: &[ReplicaInput<'_>]) -> Plan {
     let unread: Vec<usize> = (0..replicas.len())
         .filter(|&i| replicas[i].snapshot.is_none())
         .collect();
-    let mut assessed: Vec<Option<assess::Replica<'_>>> = replicas
+    let mut assessed: Vec<Option<assess::JudgedReplica<'_>>> = replicas
         .iter()
         .map(|r| r.snapshot.map(|s| assess::replica(policy, s)))
         .collect();
@@ -187,7 +188,7 @@ pub fn plan(policy: &Policy, replicas: &[ReplicaInput<'_>]) -> Plan {
     Plan { replicas }
 }
 
-fn delete_stale(replica: usize, a: assess::Replica<'_>) -> ReplicaPlan {
+fn delete_stale(replica: usize, a: assess::JudgedReplica<'_>) -> ReplicaPlan {
     let deletes = a
         .groups
         .iter()
@@ -205,9 +206,9 @@ fn delete_stale(replica: usize, a: assess::Replica<'_>) -> ReplicaPlan {
 
 fn wipe(
     replica: usize,
-    a: assess::Replica<'_>,
+    a: assess::JudgedReplica<'_>,
     only_if_all_stale: bool,
-    policy: &Policy,
+    policy: &Rules,
     status: Option<&ReplicaStatus>,
 ) -> ReplicaPlan {
     let mut notes = if only_if_all_stale {

@@ -44,8 +44,8 @@ pub(super) fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
     }
 }
 
-pub(super) fn policy(ttl_h: f64) -> Policy {
-    Policy {
+pub(super) fn policy(ttl_h: f64) -> Rules {
+    Rules {
         ttl: Duration::from_secs_f64(ttl_h * H),
         selector: Selector::default(),
         superseded_grace: Some(Duration::from_secs(300)),
@@ -56,7 +56,7 @@ pub(super) fn policy(ttl_h: f64) -> Policy {
     }
 }
 
-pub(super) fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
+pub(super) fn run(p: &Rules, snaps: &[Option<&Snapshot>]) -> Plan {
     let inputs: Vec<ReplicaInput> = snaps
         .iter()
         .map(|s| ReplicaInput {
