@@ -88,7 +88,7 @@ impl InspectArgs {
             // The same loader and checker as `run`, but a `service` source is fine here: the
             // replicas come from the flags, the policy only says what it would do.
             let tuning = self.tuning.to_tuning();
-            let loaded = crate::runner::load::load(path)?;
+            let loaded = crate::policy::load::load(path)?;
             let mut problems: Vec<String> = loaded.errors.iter().map(|p| p.to_string()).collect();
             let mut named = Vec::new();
             for p in loaded.policies {

@@ -13,9 +13,11 @@
 
 mod budget;
 mod pace;
+mod reads;
 
 pub use budget::{Budget, Ticket};
 pub use pace::{Pace, PaceLimits, Signal};
+pub use reads::{plan_inputs, read_all};
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};

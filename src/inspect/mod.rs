@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::discover::{Discovered, Refused};
-use crate::engine::{Access, Engine};
+use crate::engine::{plan_inputs, read_all, Access, Engine};
 use crate::http::redact_url;
 use crate::model::{Labels, Source};
 use crate::plan::{self, Rules};
 use crate::report::{exit, ReplicaState};
 use crate::selector::format_labels;
-use crate::sweep::{plan_inputs, read_all, Tuning};
+use crate::tuning::Tuning;
 
 pub use view::SortBy;
 

@@ -6,8 +6,8 @@
 //!
 //! The path a policy takes, in order:
 //!
-//! 1. `runner::PolicyDoc`: one document of a policy file, parsed, not checked (`run`, `validate`);
-//!    the controller has the `PushgatewayRetention` itself, and `sweep` its flags.
+//! 1. [`load::PolicyDoc`]: one document of a policy file, parsed, not checked (`run`,
+//!    `validate`); the controller has the `PushgatewayRetention` itself, and `sweep` its flags.
 //! 2. [`PolicyInput`]: what a front door received, durations and the selector parsed.
 //! 3. [`CheckedPolicy`]: every rule met. It holds the sweep's [`SweepConfig`], whose
 //!    [`Rules`](crate::plan::Rules) are what the planner applies, and where the replicas are.
@@ -17,6 +17,7 @@
 //! 5. `sweep::run` takes the `SweepConfig`.
 
 mod check;
+pub mod load;
 mod spec;
 #[cfg(test)]
 pub(crate) mod tests;

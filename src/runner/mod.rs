@@ -2,7 +2,6 @@
 //! and the controller. It decides nothing itself: `policy::check` turns a spec into a sweep,
 //! `Cadence::due` says when, `sweep::run` does the work.
 
-pub mod load;
 pub mod reload;
 mod serve;
 
@@ -52,7 +51,8 @@ pub enum Format {
     Json,
 }
 
-pub use load::{Origin, PolicyDoc, Problem};
+// Policy files are read below both `run` and `validate`: `policy::load`.
+pub use crate::policy::load::{self, Origin, PolicyDoc, Problem};
 
 /// A policy ready to run.
 #[derive(Debug, Clone)]

@@ -10,18 +10,16 @@ pub use crate::config::{Permit, SweepConfig, NOT_ATTEMPTED};
 pub use crate::tuning::Tuning;
 pub use restarts::StartTimes;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{stream, StreamExt};
 
 use crate::discover::Discovered;
-use crate::engine::{Access, Engine};
-use crate::gateway::Gateway;
+use crate::engine::{plan_inputs, read_all, Access, Engine};
 use crate::guard;
 use crate::http::redact_url;
 use crate::model::Source;
-use crate::plan::{self, Action, ReplicaInput};
+use crate::plan::{self, Action};
 use crate::progress::Progress;
 use crate::report::{
     exit, ActionReport, Failure, GuardReport, NotSent, Outcome, ReplicaReport, ReplicaState,
@@ -95,42 +93,6 @@ fn log_delete(
         error,
         "group delete"
     );
-}
-
-/// Reads every replica, `read_concurrency` at a time, in the order given, through the engine: a
-/// read another policy made of the same replica moments ago (or is making now) is shared.
-/// Sweeps read `/metrics` ([`Source::Metrics`]); `inspect` reads the JSON API.
-pub(crate) async fn read_all(
-    engine: &Engine,
-    replicas: Vec<crate::discover::Replica>,
-    access: &Access,
-    tuning: &Tuning,
-    ttl_metric: Option<&str>,
-    source: Source,
-) -> Vec<Arc<Read>> {
-    stream::iter(replicas)
-        .map(|r| {
-            let gateway = Gateway::new(r.url, access.http.clone(), tuning.request_timeout);
-            async move {
-                engine
-                    .read_for_plan(&gateway, access, ttl_metric, source)
-                    .await
-            }
-        })
-        .buffered(tuning.read_concurrency)
-        .collect()
-        .await
-}
-
-/// What the pure planner takes of each read: its snapshot when it was read, and its status.
-pub(crate) fn plan_inputs(reads: &[Arc<Read>]) -> Vec<ReplicaInput<'_>> {
-    reads
-        .iter()
-        .map(|r| ReplicaInput {
-            snapshot: r.snapshot.as_ref().ok(),
-            status: r.status.as_ref(),
-        })
-        .collect()
 }
 
 /// Runs one sweep over the replicas found. Never panics on a replica's failure: it is reported

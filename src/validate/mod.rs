@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::crd::PushgatewayRetention;
-use crate::runner::load::{self, Document, Origin};
+use crate::policy::load::{self, Document, Origin};
 use crate::tuning::Tuning;
 use crate::Error;
 
