@@ -8,8 +8,9 @@ mod public;
 
 pub use public::{public_reason, NotAllowed};
 
-use crate::exit;
-use crate::field::{Door, Field};
+// From the core itself, not through the crate root, which re-exports this module.
+use pushgateway_janitor_core::exit;
+use pushgateway_janitor_core::field::{Door, Field};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -3,7 +3,7 @@
 //! header, a redirect's target, input a parser quotes) would be a read channel into the cluster.
 
 use super::Error;
-use crate::report::{Failure, Public};
+use pushgateway_janitor_core::report::{Failure, Public};
 
 impl Public for Error {
     fn public(&self) -> String {
@@ -153,7 +153,7 @@ fn json_position(message: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use crate::error::Fault;
-    use crate::field::{Door, Field};
+    use pushgateway_janitor_core::field::{Door, Field};
 
     #[test]
     fn the_public_form_keeps_no_word_a_remote_sent() {
