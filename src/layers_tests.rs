@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "core",
         &[
-            "duration", "exit", "field", "guard", "model", "plan", "report", "schedule",
+            "config", "duration", "exit", "field", "guard", "model", "plan", "report", "schedule",
             "selector", "tuning",
         ],
     ),
@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // A policy checked into what a sweep is given, and where its secrets come from.
-    ("policy", &["policy", "config", "secrets"]),
+    ("policy", &["policy", "secrets"]),
     // The long-lived engine and the sweep it runs.
     ("engine", &["engine", "sweep"]),
     // Kubernetes: discovery through the API, and the one step that resolves credentials.

@@ -4,7 +4,6 @@
 //! Data flows one way: discover replicas → read each replica → plan (pure) → guard → act → report.
 
 pub mod cli;
-pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod discover;
@@ -30,7 +29,7 @@ mod layers_tests;
 
 // The core's modules under their old paths: `crate::plan`, `pushgateway_janitor::model`, ...
 pub use pushgateway_janitor_core::{
-    duration, exit, field, guard, model, plan, report, schedule, selector, tuning,
+    config, duration, exit, field, guard, model, plan, report, schedule, selector, tuning,
 };
 
 pub use error::{Error, Result};

@@ -19,46 +19,13 @@ use crate::engine::{plan_inputs, read_all, Access, Engine};
 use crate::guard;
 use crate::http::redact_url;
 use crate::model::Source;
-use crate::plan::{self, Action};
+use crate::plan;
 use crate::progress::Progress;
 use crate::report::{
     exit, ActionReport, Failure, GuardReport, NotSent, Outcome, ReplicaReport, ReplicaState,
     Summary, SweepReport,
 };
 use crate::selector::format_labels;
-use crate::Error;
-
-impl SweepConfig {
-    fn action_name(&self) -> &'static str {
-        match self.policy.action {
-            Action::DeleteGroups => "delete",
-            Action::Wipe { .. } => "wipe",
-        }
-    }
-
-    /// The report of a sweep that could not even find its replicas.
-    pub fn failed_discovery(&self, error: &Error) -> SweepReport {
-        self.empty_report(jiff::Timestamp::now(), 0.0, Failure::from(error))
-    }
-
-    fn empty_report(&self, started: jiff::Timestamp, secs: f64, error: Failure) -> SweepReport {
-        SweepReport {
-            started_at: started.to_string(),
-            duration_seconds: secs,
-            dry_run: self.dry_run,
-            action: self.action_name(),
-            replicas: vec![],
-            actions: vec![],
-            notes: vec![],
-            refused: vec![],
-            summary: Summary {
-                error: Some(error),
-                exit_code: exit::REPLICA_FAILED,
-                ..Default::default()
-            },
-        }
-    }
-}
 
 pub(crate) use crate::engine::Read;
 

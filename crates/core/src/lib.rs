@@ -4,6 +4,7 @@
 //! the planner, the guard and the report's data. It knows no tokio, reqwest or kube: the compiler
 //! refuses an import from the gateway client, the engine or Kubernetes, which all build on it.
 
+pub mod config;
 pub mod duration;
 pub mod error;
 pub mod exit;
