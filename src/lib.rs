@@ -29,7 +29,7 @@ mod layers_tests;
 
 // The core's modules under their old paths: `crate::plan`, `pushgateway_janitor::model`, ...
 pub use pushgateway_janitor_core::{
-    config, duration, exit, field, guard, model, plan, report, schedule, selector, tuning,
+    config, duration, exit, field, guard, model, plan, report, schedule, selector, source, tuning,
 };
 
 pub use error::{Error, Result};

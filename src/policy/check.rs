@@ -22,8 +22,8 @@ fn bad<T>(field: Field, message: impl Into<String>) -> Result<T> {
 }
 
 /// Another checker's `Config` error (a URL, an instance URL), re-filed under `field`.
-fn refile(field: Field) -> impl Fn(Error) -> Error {
-    move |e| match e {
+fn refile<E: Into<Error>>(field: Field) -> impl Fn(E) -> Error {
+    move |e| match e.into() {
         Error::Config { message, .. } => Error::invalid(field, message),
         other => other,
     }
