@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "core",
         &[
             "config", "duration", "exit", "field", "guard", "model", "plan", "report", "schedule",
-            "selector", "tuning",
+            "selector", "source", "tuning",
         ],
     ),
     // The crate's error (it carries reqwest's and kube's), progress events, the resource types.

@@ -79,7 +79,7 @@ impl InspectArgs {
             input.wipe = true;
             input.ttl = None;
         }
-        input.check()
+        Ok(input.check()?)
     }
 
     /// The policies to ask, checked.

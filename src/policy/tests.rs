@@ -9,6 +9,7 @@ use crate::crd::{
 };
 use crate::discover;
 use crate::error::Error;
+use crate::source::ViaPrometheus;
 
 /// A valid input from the flags door: one static replica, a 6h TTL.
 pub(crate) fn flags_input() -> PolicyInput {

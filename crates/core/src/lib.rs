@@ -13,6 +13,7 @@ pub mod field;
 pub mod guard;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod report;
 pub mod schedule;
 pub mod selector;

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use super::{AuthInput, CheckedPolicy, PolicyInput, PrometheusInput, SourceSpec, NO_TTL};
 use crate::config::SweepConfig;
-use crate::discover::{self, parse_base_url, AllowList, InstanceUrl, ViaPrometheus};
 use crate::duration::format_duration;
 use crate::field::{AuthPart, Door, Field, Remote};
 use crate::guard::Limits;
 use crate::plan::{Action, Rules};
 use crate::schedule::Cadence;
+use crate::source::{self, parse_base_url, AllowList, InstanceUrl, ViaPrometheus};
 use crate::{Error, Result};
 
 /// An error on `field`; named in the door's words by [`PolicyInput::check`].
@@ -22,8 +22,8 @@ fn bad<T>(field: Field, message: impl Into<String>) -> Result<T> {
 }
 
 /// Another checker's `Config` error (a URL, an instance URL), re-filed under `field`.
-fn refile<E: Into<Error>>(field: Field) -> impl Fn(E) -> Error {
-    move |e| match e.into() {
+fn refile(field: Field) -> impl Fn(Error) -> Error {
+    move |e| match e {
         Error::Config { message, .. } => Error::invalid(field, message),
         other => other,
     }
@@ -270,7 +270,7 @@ fn prometheus(p: &PrometheusInput, door: Door) -> Result<ViaPrometheus> {
     )
     .map_err(|e| refile(refused.get())(e))?;
     let mode = match (p.up, allow.is_empty()) {
-        (false, _) => discover::Mode::Targets,
+        (false, _) => source::Mode::Targets,
         (true, true) => {
             let up = match door {
                 Door::Flags => "--discovery up",
@@ -281,7 +281,7 @@ fn prometheus(p: &PrometheusInput, door: Door) -> Result<ViaPrometheus> {
                 format!("is required with {up}: a pushed up sample can name any host"),
             );
         }
-        (true, false) => discover::Mode::Up,
+        (true, false) => source::Mode::Up,
     };
     Ok(ViaPrometheus {
         url,
