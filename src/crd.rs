@@ -247,17 +247,8 @@ pub struct HttpAuthRefs {
     pub client_key: Option<SecretKeyRef>,
 }
 
-/// A key of a Secret in the policy's namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretKeyRef {
-    /// The Secret's name.
-    #[schemars(length(min = 1))]
-    pub name: String,
-    /// The key within the Secret.
-    #[schemars(length(min = 1))]
-    pub key: String,
-}
+// A key of a Secret in the policy's namespace: the core's, since a checked policy holds it.
+pub use pushgateway_janitor_core::policy::SecretKeyRef;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 mod public;
 
-use crate::policy::{Door, Field};
-use crate::report::exit;
+pub use public::{public_reason, NotAllowed};
+
+// From the core itself, not through the crate root, which re-exports this module.
+use pushgateway_janitor_core::exit;
+use pushgateway_janitor_core::field::{Door, Field};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -108,6 +111,27 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The core's errors are the user's input, and keep their words: `Config` stays `Config`,
+/// `Invalid` stays `Invalid` (same message, same exit code, same condition reason).
+impl From<pushgateway_janitor_core::Error> for Error {
+    fn from(error: pushgateway_janitor_core::Error) -> Self {
+        match error {
+            pushgateway_janitor_core::Error::Config { what, message } => {
+                Error::Config { what, message }
+            }
+            pushgateway_janitor_core::Error::Invalid {
+                field,
+                door,
+                message,
+            } => Error::Invalid {
+                field,
+                door,
+                message,
+            },
+        }
+    }
+}
 
 fn colon(detail: &str) -> String {
     if detail.is_empty() {

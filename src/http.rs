@@ -14,7 +14,9 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
 use crate::{Error, Result};
 
-pub use egress::{Egress, EgressInput, NotAllowed, Resolver};
+pub use egress::{Egress, EgressInput, Resolver};
+// A refused address and the public words for a failed request belong to the error they end in.
+pub use crate::error::{public_reason, NotAllowed};
 
 /// How to authenticate to one outside system, with the secret values already resolved
 /// (from files on the command line, from Secrets in a cluster).
@@ -135,51 +137,6 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
             attempt.error(message)
         }
     })
-}
-
-/// What went wrong with a request, in the janitor's own fixed words: nothing a remote sent (a
-/// redirect's target, a certificate's names, a body) is in it. For a policy's status and events.
-pub fn public_reason(error: &reqwest::Error) -> String {
-    let causes = || {
-        std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
-            e.source()
-        })
-    };
-    // The allow-list's refusal first: it hides under a lookup error.
-    if let Some(refused) = causes().find_map(|c| c.downcast_ref::<NotAllowed>()) {
-        return format!("address not allowed: {refused}");
-    }
-    for cause in causes() {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            match io.kind() {
-                ConnectionRefused => return "connection refused".into(),
-                ConnectionReset | ConnectionAborted | BrokenPipe => {
-                    return "connection reset".into()
-                }
-                TimedOut => return "timed out".into(),
-                _ => {}
-            }
-        }
-        if cause.downcast_ref::<rustls::Error>().is_some() {
-            return "TLS handshake failed".into();
-        }
-        // hyper-util's own words for a failed lookup, not a remote's.
-        if cause.to_string() == "dns error" {
-            return "cannot resolve the host name".into();
-        }
-    }
-    if error.is_timeout() {
-        "timed out".into()
-    } else if error.is_redirect() {
-        "redirect not followed (only same-origin redirects are)".into()
-    } else if error.is_connect() {
-        "cannot connect".into()
-    } else if error.is_body() || error.is_decode() {
-        "the answer broke off or could not be decoded".into()
-    } else {
-        "request failed".into()
-    }
 }
 
 /// A URL as it may appear in logs and reports: any userinfo is removed.

@@ -100,9 +100,7 @@ pub async fn replicas(
         }
         (SourceSpec::Prometheus(source), _) => {
             allowed(egress, &source.url, Field::PrometheusUrl, door).await?;
-            source
-                .discover(&clients.prometheus, timeouts.prometheus)
-                .await?
+            discover::via_prometheus(source, &clients.prometheus, timeouts.prometheus).await?
         }
         (
             SourceSpec::Service {

@@ -31,7 +31,7 @@ fn near(alphabet: &'static str, max: usize) -> impl Strategy<Value = String> {
 }
 
 fn check_selector(s: &str) -> Result<(), TestCaseError> {
-    match s.parse::<Selector>() {
+    match s.parse::<Selector>().map_err(Error::from) {
         Ok(sel) => {
             // Never more matchers than the input could spell (each needs at least `a=""`).
             prop_assert!(sel.matchers().len() <= s.len() / 3 + 1);

@@ -11,7 +11,7 @@ use crate::cli::sweep::{
     TuningArgs,
 };
 use crate::engine::{Engine, Settings};
-use crate::inspect::{self, Inspection, NamedPolicy, SortBy};
+use crate::inspect::{self, Inspection, NamedRules, SortBy};
 use crate::policy::{CheckedPolicy, PolicyInput};
 use crate::prepare;
 use crate::secrets::FileSecrets;
@@ -79,21 +79,21 @@ impl InspectArgs {
             input.wipe = true;
             input.ttl = None;
         }
-        input.check()
+        Ok(input.check()?)
     }
 
     /// The policies to ask, checked.
-    fn named_policies(&self, flags: &CheckedPolicy) -> Result<Vec<NamedPolicy>> {
+    fn named_policies(&self, flags: &CheckedPolicy) -> Result<Vec<NamedRules>> {
         if let Some(path) = &self.policies {
             // The same loader and checker as `run`, but a `service` source is fine here: the
             // replicas come from the flags, the policy only says what it would do.
             let tuning = self.tuning.to_tuning();
-            let loaded = crate::runner::load::load(path)?;
+            let loaded = crate::policy::load::load(path)?;
             let mut problems: Vec<String> = loaded.errors.iter().map(|p| p.to_string()).collect();
             let mut named = Vec::new();
             for p in loaded.policies {
                 match crate::policy::check(&p.spec, self.policy.min_ttl, &tuning) {
-                    Ok(checked) => named.push(NamedPolicy {
+                    Ok(checked) => named.push(NamedRules {
                         name: p.id(),
                         policy: checked.sweep.policy,
                     }),
@@ -109,7 +109,7 @@ impl InspectArgs {
             return Ok(named);
         }
         if self.flag_policy() {
-            return Ok(vec![NamedPolicy {
+            return Ok(vec![NamedRules {
                 name: "flags".into(),
                 policy: flags.sweep.policy.clone(),
             }]);
@@ -119,7 +119,7 @@ impl InspectArgs {
 }
 
 /// The one declared-TTL gauge the policies read: a replica is read once, with one.
-fn ttl_metric(policies: &[NamedPolicy]) -> Result<Option<String>> {
+fn ttl_metric(policies: &[NamedRules]) -> Result<Option<String>> {
     let metrics: BTreeSet<&str> = policies
         .iter()
         .filter_map(|p| p.policy.ttl_from_metric.as_deref())

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use crate::duration::parse_duration;
 use crate::policy::{AuthInput, PolicyInput, PrometheusInput, SecretRef};
 use crate::prepare::Timeouts;
-use crate::sweep::Tuning;
+use crate::tuning::Tuning;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiscoveryArg {

@@ -123,7 +123,7 @@ impl Context {
 
     /// The engine's permit: it may delete while this process leads.
     pub fn permit(&self) -> Permit {
-        Permit::from_flag(self.leader.clone())
+        super::leader::permit(self.leader.clone())
     }
 
     /// Counts one more failure of `key` and returns how many in a row, and how long to wait

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::expiry::{is_current_for, until, LeaseTiming};
+use crate::config::{MayAct, Permit};
 use crate::{Error, Result};
 
 /// Where the Lease is and who we are.
@@ -30,6 +31,21 @@ pub struct LeaseOptions {
 
 /// Whether this process may act now.
 pub type LeaderFlag = watch::Receiver<bool>;
+
+/// The engine's permit from the flag: it may delete while this process leads.
+pub fn permit(flag: LeaderFlag) -> Permit {
+    Permit::new(Leading(flag))
+}
+
+/// The flag as the right to act; a flag whose sender is gone keeps its last word.
+#[derive(Debug)]
+struct Leading(LeaderFlag);
+
+impl MayAct for Leading {
+    fn may_act(&self) -> bool {
+        *self.0.borrow()
+    }
+}
 
 /// A flag that is always set: leader election off (one replica, or the CLI).
 pub fn always_leader() -> LeaderFlag {
@@ -257,5 +273,28 @@ impl Election {
         if tokio::time::timeout(bound, self.task).await.is_err() {
             tracing::warn!("lease not released within {bound:?}; it expires on its own");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_permit_follows_its_flag_both_ways() {
+        let (tx, rx) = watch::channel(true);
+        let permit = permit(rx);
+        assert!(permit.may_act());
+        tx.send_replace(false);
+        assert!(!permit.may_act());
+        tx.send_replace(true);
+        assert!(permit.may_act());
+    }
+
+    #[test]
+    fn a_flag_whose_sender_is_gone_keeps_its_last_word() {
+        let (tx, rx) = watch::channel(false);
+        drop(tx);
+        assert!(!permit(rx).may_act());
     }
 }

@@ -3,18 +3,19 @@
 //! Kubernetes discovery (a Service's EndpointSlices) is in `k8s::discovery`; `prepare` picks the
 //! one a policy's source needs. This module knows nothing of policies.
 
-mod allow;
 mod prometheus;
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
 use url::Url;
 
-use crate::{Error, Result};
-
-pub use allow::AllowList;
-pub use prometheus::{up_query, Mode, ViaPrometheus};
+// Where the replicas are, as a checked policy says it, is the core's: this module finds them.
+pub use prometheus::via_prometheus;
+pub use pushgateway_janitor_core::source::{
+    parse_base_url, up_query, AllowList, InstanceUrl, Mode, ViaPrometheus,
+};
+// Refused candidates are report data; discovery only finds them.
+pub use crate::report::Refused;
 
 /// One replica to sweep.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,16 +24,6 @@ pub struct Replica {
     pub url: Url,
     /// The `instance` label it was found under, when discovered through Prometheus.
     pub instance: Option<String>,
-}
-
-/// A candidate that discovery refused to treat as a replica: it is never contacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Refused {
-    /// Its `instance` label.
-    pub instance: String,
-    /// The URL it would have had, when it makes one (credentials never shown).
-    pub url: Option<String>,
-    pub why: String,
 }
 
 /// What discovery found: the replicas to sweep, and the candidates it refused.
@@ -51,85 +42,6 @@ impl From<Vec<Replica>> for Discovered {
     }
 }
 
-/// How an `instance` label becomes a gateway base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceUrl {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// The gateway's `--web.route-prefix`, e.g. `/pushgateway`; empty for none.
-    pub path_prefix: String,
-}
-
-impl Default for InstanceUrl {
-    fn default() -> Self {
-        InstanceUrl {
-            scheme: "http".into(),
-            path_prefix: String::new(),
-        }
-    }
-}
-
-impl InstanceUrl {
-    pub fn validate(&self) -> Result<()> {
-        if self.scheme != "http" && self.scheme != "https" {
-            return Err(Error::config(
-                "gateway scheme",
-                format!("{:?} is neither http nor https", self.scheme),
-            ));
-        }
-        if !self.path_prefix.is_empty() && !self.path_prefix.starts_with('/') {
-            return Err(Error::config(
-                "gateway path prefix",
-                format!("{:?} must start with '/'", self.path_prefix),
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn to_url(&self, instance: &str) -> Result<Url> {
-        let prefix = self.path_prefix.trim_end_matches('/');
-        let text = format!("{}://{}{}/", self.scheme, instance, prefix);
-        let url = Url::parse(&text).map_err(|e| {
-            Error::Discovery(format!(
-                "instance {instance:?} does not make a URL ({text}): {e}"
-            ))
-        })?;
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(Error::Discovery(format!(
-                "instance {instance:?} has no host"
-            )));
-        }
-        Ok(url)
-    }
-}
-
-/// Parses a gateway base URL the user gave, normalised to end in `/` so relative API paths
-/// land under its route prefix.
-pub fn parse_base_url(what: &str, text: &str) -> Result<Url> {
-    let mut url =
-        Url::parse(text).map_err(|e| Error::config(what, format!("{text:?} is not a URL: {e}")))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(Error::config(
-            what,
-            format!("{text:?}: scheme must be http or https"),
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::config(what, format!("{text:?} has no host")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::config(
-            what,
-            format!("{text:?}: a base URL takes no query or fragment"),
-        ));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
-
 /// A static list: deduplicated, in a stable order.
 pub fn from_static(urls: &[Url]) -> Vec<Replica> {
     let set: BTreeSet<Replica> = urls
@@ -145,6 +57,8 @@ pub fn from_static(urls: &[Url]) -> Vec<Replica> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Where the replicas are is checked in the core, with the core's errors.
+    use pushgateway_janitor_core::{Error, Result};
 
     #[test]
     fn instances_become_base_urls_under_the_route_prefix() {
@@ -212,7 +126,7 @@ mod tests {
             ("pgw:notaport", "does not make a URL"),
         ] {
             match plain.to_url(instance) {
-                Err(Error::Discovery(message)) => {
+                Err(message) => {
                     let named = format!("instance {instance:?} {says}");
                     assert!(message.starts_with(&named), "{message}");
                 }

@@ -14,38 +14,35 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::{AllowList, Discovered, InstanceUrl, Refused, Replica};
+use super::{up_query, Discovered, Mode, Refused, Replica, ViaPrometheus};
 use crate::error::chain;
 use crate::http::redact_url;
 use crate::{Error, Result};
 
-/// How Prometheus tells which targets are replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// The targets API lists the replicas; `up` series that are no target are refused.
-    #[default]
-    Targets,
-    /// Only the `up` query, for Prometheus-compatible servers without a targets API; needs an
-    /// allow-list.
-    Up,
+/// A [`ViaPrometheus`] as discovery uses it: the queries, and what their answers make.
+struct Query(ViaPrometheus);
+
+impl std::ops::Deref for Query {
+    type Target = ViaPrometheus;
+    fn deref(&self) -> &ViaPrometheus {
+        &self.0
+    }
 }
 
-/// A Prometheus source, checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ViaPrometheus {
-    pub url: Url,
-    pub job: String,
-    pub mode: Mode,
-    /// With [`Mode::Up`], how an `instance` becomes a URL. With [`Mode::Targets`], only a
-    /// non-empty path prefix is used, in place of the one the scrape URL gives.
-    pub instance_url: InstanceUrl,
-    pub allow: AllowList,
+impl std::ops::DerefMut for Query {
+    fn deref_mut(&mut self) -> &mut ViaPrometheus {
+        &mut self.0
+    }
 }
 
-/// The PromQL selector for a job's targets, with the job name escaped as a PromQL string.
-pub fn up_query(job: &str) -> String {
-    let escaped = job.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("up{{job=\"{escaped}\"}}")
+/// The replicas a Prometheus source names, and what was refused. Zero replicas is an error, not
+/// a clean run.
+pub async fn via_prometheus(
+    source: &ViaPrometheus,
+    http: &reqwest::Client,
+    timeout: Duration,
+) -> Result<Discovered> {
+    Query(source.clone()).discover(http, timeout).await
 }
 
 #[derive(Deserialize)]
@@ -77,9 +74,8 @@ struct ActiveTarget {
     last_error: String,
 }
 
-impl ViaPrometheus {
-    /// The replicas, and what was refused. Zero replicas is an error, not a clean run.
-    pub async fn discover(&self, http: &reqwest::Client, timeout: Duration) -> Result<Discovered> {
+impl Query {
+    async fn discover(&self, http: &reqwest::Client, timeout: Duration) -> Result<Discovered> {
         let up = self.up_instances(http, timeout).await?;
         let found = match self.mode {
             Mode::Targets => {
@@ -176,7 +172,7 @@ impl ViaPrometheus {
                 Err(e) => refused.push(Refused {
                     instance: instance.clone(),
                     url: None,
-                    why: e.to_string(),
+                    why: Error::Discovery(e).to_string(),
                 }),
             }
         }

@@ -13,9 +13,11 @@
 
 mod budget;
 mod pace;
+mod reads;
 
 pub use budget::{Budget, Ticket};
 pub use pace::{Pace, PaceLimits, Signal};
+pub use reads::{plan_inputs, read_all};
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
@@ -46,7 +48,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_tuning(t: &crate::sweep::Tuning) -> Self {
+    pub fn from_tuning(t: &crate::tuning::Tuning) -> Self {
         Settings {
             delete_concurrency: t.delete_concurrency,
             delete_rate: t.delete_rate,
@@ -98,7 +100,7 @@ struct ReadKey {
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Read>>>>;
 
 /// One replica the engine knows.
-pub struct Replica {
+pub struct ReplicaEntry {
     pub budget: Budget,
     reads: Mutex<HashMap<ReadKey, Slot>>,
     /// Deletes sent to this replica and not yet old. A second policy that plans the same delete
@@ -115,7 +117,7 @@ struct Claim {
     released: Option<Instant>,
 }
 
-impl Replica {
+impl ReplicaEntry {
     /// Lets go of the claims of a sweep whose deletes are confirmed (or given up): a later sweep
     /// that finds the same copy again (a replica restarted from its persistence file) deletes it
     /// again.
@@ -169,7 +171,7 @@ impl Replica {
 
 struct Inner {
     settings: Settings,
-    replicas: Mutex<HashMap<String, Arc<Replica>>>,
+    replicas: Mutex<HashMap<String, Arc<ReplicaEntry>>>,
     clients: Mutex<HashMap<u64, (reqwest::Client, Instant)>>,
     hasher: RandomState,
     reads: AtomicU64,
@@ -271,7 +273,7 @@ impl Engine {
 
     /// The entry of the replica at `gateway`'s URL, made when first asked for. Forgets the
     /// replicas nobody asked about for `forget_after`.
-    pub fn replica(&self, gateway: &Gateway) -> Arc<Replica> {
+    pub fn replica(&self, gateway: &Gateway) -> Arc<ReplicaEntry> {
         let s = &self.inner.settings;
         let mut replicas = lock(&self.inner.replicas);
         replicas.retain(|_, r| {
@@ -280,7 +282,7 @@ impl Engine {
         let entry = replicas
             .entry(gateway.url().as_str().to_string())
             .or_insert_with(|| {
-                Arc::new(Replica {
+                Arc::new(ReplicaEntry {
                     budget: Budget::new(s.delete_concurrency, s.delete_rate, s.unhealthy_wait),
                     reads: Mutex::new(HashMap::new()),
                     deletes: Mutex::new(HashMap::new()),

@@ -8,7 +8,7 @@ use crate::http::{Credentials, HttpAuth};
 use crate::model::Labels;
 
 fn engine() -> Engine {
-    Engine::new(Settings::from_tuning(&crate::sweep::Tuning::default()))
+    Engine::new(Settings::from_tuning(&crate::tuning::Tuning::default()))
 }
 
 fn gateway(url: &str, http: reqwest::Client) -> Gateway {

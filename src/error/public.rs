@@ -3,6 +3,20 @@
 //! header, a redirect's target, input a parser quotes) would be a read channel into the cluster.
 
 use super::Error;
+use pushgateway_janitor_core::report::{Failure, Public};
+
+impl Public for Error {
+    fn public(&self) -> String {
+        Error::public(self)
+    }
+}
+
+/// A failure as a report carries it: the whole text, and the public form.
+impl From<&Error> for Failure {
+    fn from(error: &Error) -> Failure {
+        Failure::both(error.to_string(), error.public())
+    }
+}
 
 impl Error {
     /// The error as a policy's author may read it (its status, conditions and events): the URL,
@@ -11,7 +25,7 @@ impl Error {
     /// text (`Display`) is for the CLI's report and the controller's log.
     pub fn public(&self) -> String {
         match self {
-            Error::Http { url, source } => format!("{url}: {}", crate::http::public_reason(source)),
+            Error::Http { url, source } => format!("{url}: {}", public_reason(source)),
             Error::Status { url, status, .. } => format!("{url}: {}", status_reason(url, *status)),
             Error::BadResponse { url, message } => format!("{url}: {}", bad_reason(message)),
             Error::Prometheus { url, message, .. } => format!("prometheus {url}: {message}"),
@@ -19,6 +33,56 @@ impl Error {
             // API's answer about the user's own objects, or the janitor itself.
             other => other.to_string(),
         }
+    }
+}
+
+/// Why an address was refused: written by the janitor, safe to show a policy's author.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAllowed(pub String);
+
+/// What went wrong with a request, in the janitor's own fixed words: nothing a remote sent (a
+/// redirect's target, a certificate's names, a body) is in it. For a policy's status and events.
+pub fn public_reason(error: &reqwest::Error) -> String {
+    let causes = || {
+        std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+    };
+    // The allow-list's refusal first: it hides under a lookup error.
+    if let Some(refused) = causes().find_map(|c| c.downcast_ref::<NotAllowed>()) {
+        return format!("address not allowed: {refused}");
+    }
+    for cause in causes() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return "connection refused".into(),
+                ConnectionReset | ConnectionAborted | BrokenPipe => {
+                    return "connection reset".into()
+                }
+                TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return "TLS handshake failed".into();
+        }
+        // hyper-util's own words for a failed lookup, not a remote's.
+        if cause.to_string() == "dns error" {
+            return "cannot resolve the host name".into();
+        }
+    }
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_redirect() {
+        "redirect not followed (only same-origin redirects are)".into()
+    } else if error.is_connect() {
+        "cannot connect".into()
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off or could not be decoded".into()
+    } else {
+        "request failed".into()
     }
 }
 
@@ -89,7 +153,7 @@ fn json_position(message: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use crate::error::Fault;
-    use crate::policy::{Door, Field};
+    use pushgateway_janitor_core::field::{Door, Field};
 
     #[test]
     fn the_public_form_keeps_no_word_a_remote_sent() {

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use url::{Host, Url};
 
+use crate::error::NotAllowed;
 use crate::{Error, Result};
 
 /// The admin's rule for outgoing connections.
@@ -38,11 +39,6 @@ pub struct EgressInput {
     pub host_patterns: Vec<String>,
     pub service_namespaces: Vec<String>,
 }
-
-/// Why an address was refused: written by the janitor, safe to show a policy's author.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotAllowed(pub String);
 
 impl Egress {
     /// No restriction at all.

@@ -10,20 +10,20 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::discover::{Discovered, Refused};
-use crate::engine::{Access, Engine};
+use crate::engine::{plan_inputs, read_all, Access, Engine};
 use crate::http::redact_url;
 use crate::model::{Labels, Source};
-use crate::plan::{self, Policy};
+use crate::plan::{self, Rules};
 use crate::report::{exit, ReplicaState};
 use crate::selector::format_labels;
-use crate::sweep::{plan_inputs, read_all, Tuning};
+use crate::tuning::Tuning;
 
 pub use view::SortBy;
 
 /// A policy to ask "what would you do", by the name it is shown under.
-pub struct NamedPolicy {
+pub struct NamedRules {
     pub name: String,
-    pub policy: Policy,
+    pub policy: Rules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,7 +108,7 @@ pub struct Inspection {
 
 impl Inspection {
     /// Discovery failed: nothing was read.
-    pub fn failed_discovery(policies: &[NamedPolicy], error: String) -> Inspection {
+    pub fn failed_discovery(policies: &[NamedRules], error: String) -> Inspection {
         Inspection {
             policies: policies.iter().map(|p| p.name.clone()).collect(),
             replicas: vec![],
@@ -131,7 +131,7 @@ pub async fn inspect(
     access: &Access,
     tuning: &Tuning,
     found: Discovered,
-    policies: &[NamedPolicy],
+    policies: &[NamedRules],
     ttl_metric: Option<&str>,
 ) -> Inspection {
     let Discovered { replicas, refused } = found;

@@ -48,7 +48,7 @@ pub async fn discover_service(
                 };
                 let instance = format!("{host}:{number}");
                 replicas.insert(Replica {
-                    url: instance_url.to_url(&instance)?,
+                    url: instance_url.to_url(&instance).map_err(Error::Discovery)?,
                     instance: Some(instance),
                 });
             }

@@ -9,6 +9,7 @@ use crate::crd::{
 };
 use crate::discover;
 use crate::error::Error;
+use crate::source::ViaPrometheus;
 
 /// A valid input from the flags door: one static replica, a 6h TTL.
 pub(crate) fn flags_input() -> PolicyInput {
@@ -53,8 +54,6 @@ fn a_valid_spec_becomes_a_sweep() {
     assert!(
         matches!(checked.source, SourceSpec::Static(ref u) if u[0].as_str() == "http://pgw-0:9091/")
     );
-    // What the checker accepts, the engine's own check accepts too.
-    checked.sweep.validate().unwrap();
 }
 
 #[test]
@@ -225,5 +224,69 @@ fn auth_combinations_are_checked_before_anything_is_read() {
     assert_eq!(
         e.to_string(),
         "invalid --prometheus-cert-file: --prometheus-cert-file and --prometheus-key-file go together"
+    );
+}
+
+/// The TTL rules, through the flags door (the spec door's words are tested above).
+fn flags_refusal(input: PolicyInput) -> String {
+    input.check().unwrap_err().to_string()
+}
+
+#[test]
+fn a_ttl_under_the_floor_or_zero_is_refused_naming_the_flag() {
+    let under = PolicyInput {
+        ttl: Some(Duration::from_secs(6)),
+        ..flags_input()
+    };
+    assert_eq!(
+        flags_refusal(under),
+        "invalid --ttl: 6s is under the floor --min-ttl 1m"
+    );
+    // A zero TTL is refused for itself, even with no floor to be under.
+    let zero = PolicyInput {
+        ttl: Some(Duration::ZERO),
+        min_ttl: Duration::ZERO,
+        ..flags_input()
+    };
+    assert_eq!(
+        flags_refusal(zero),
+        "invalid --ttl: must be greater than zero"
+    );
+}
+
+#[test]
+fn a_max_ttl_under_the_floor_and_a_bad_metric_name_are_refused_naming_the_flag() {
+    let declared = || PolicyInput {
+        ttl_from_metric: Some("janitor_ttl_seconds".into()),
+        ..flags_input()
+    };
+    let low_max = PolicyInput {
+        max_ttl: Some(Duration::from_secs(30)),
+        ..declared()
+    };
+    assert_eq!(
+        flags_refusal(low_max),
+        "invalid --max-ttl: 30s is under the floor --min-ttl 1m"
+    );
+    let bad_name = PolicyInput {
+        ttl_from_metric: Some("bad-name".into()),
+        ..flags_input()
+    };
+    assert_eq!(
+        flags_refusal(bad_name),
+        r#"invalid --ttl-from-metric: "bad-name" is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"#
+    );
+    // Zero grace and sane bounds pass, and reach the sweep as given.
+    let fine = PolicyInput {
+        superseded_grace: Some(Duration::ZERO),
+        max_ttl: Some(Duration::from_secs(86_400)),
+        ..declared()
+    };
+    let policy = fine.check().unwrap().sweep.policy;
+    assert_eq!(policy.superseded_grace, Some(Duration::ZERO));
+    assert_eq!(policy.max_ttl, Some(Duration::from_secs(86_400)));
+    assert_eq!(
+        policy.ttl_from_metric.as_deref(),
+        Some("janitor_ttl_seconds")
     );
 }

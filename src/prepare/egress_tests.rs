@@ -10,7 +10,6 @@ use super::*;
 use crate::crd::{PushgatewayRetentionSpec, StaticSource};
 use crate::discover::Replica;
 use crate::http::EgressInput;
-use crate::policy::PolicyInput;
 use crate::sweep::Tuning;
 
 fn timeouts() -> Timeouts {
@@ -46,7 +45,7 @@ fn static_policy(urls: &[String]) -> CheckedPolicy {
         interval: "5m".into(),
         ..Default::default()
     };
-    PolicyInput::from_spec(&spec, Duration::ZERO, &Tuning::default())
+    crate::policy::from_spec(&spec, Duration::ZERO, &Tuning::default())
         .unwrap()
         .check()
         .unwrap()

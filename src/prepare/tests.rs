@@ -8,7 +8,6 @@ fn engine() -> Engine {
     ))
 }
 use crate::crd::{HttpAuthRefs, PushgatewayRetentionSpec, SecretKeyRef, StaticSource};
-use crate::policy::PolicyInput;
 use crate::secrets::{DirSecrets, FileSecrets};
 use crate::sweep::Tuning;
 
@@ -42,7 +41,7 @@ fn spec_with_token(secret: &str) -> CheckedPolicy {
         }),
         ..Default::default()
     };
-    PolicyInput::from_spec(&spec, Duration::ZERO, &Tuning::default())
+    crate::policy::from_spec(&spec, Duration::ZERO, &Tuning::default())
         .unwrap()
         .check()
         .unwrap()

@@ -2,7 +2,6 @@
 //! and the controller. It decides nothing itself: `policy::check` turns a spec into a sweep,
 //! `Cadence::due` says when, `sweep::run` does the work.
 
-pub mod load;
 pub mod reload;
 mod serve;
 
@@ -52,11 +51,12 @@ pub enum Format {
     Json,
 }
 
-pub use load::{LoadedPolicy, Origin, Problem};
+// Policy files are read below both `run` and `validate`: `policy::load`.
+pub use crate::policy::load::{self, Origin, PolicyDoc, Problem};
 
 /// A policy ready to run.
 #[derive(Debug, Clone)]
-pub struct RunnablePolicy {
+pub struct CheckedDoc {
     pub origin: Origin,
     pub namespace: String,
     pub name: String,
@@ -64,7 +64,7 @@ pub struct RunnablePolicy {
     pub checked: CheckedPolicy,
 }
 
-impl RunnablePolicy {
+impl CheckedDoc {
     pub fn id(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
@@ -95,7 +95,7 @@ pub fn load_policies(
     path: &Path,
     floor: Duration,
     tuning: &Tuning,
-) -> Result<(Vec<RunnablePolicy>, Vec<Problem>)> {
+) -> Result<(Vec<CheckedDoc>, Vec<Problem>)> {
     let loaded = load::load(path)?;
     for skipped in &loaded.skipped {
         tracing::warn!("{skipped}");
@@ -109,7 +109,7 @@ pub fn load_policies(
             _ => Ok(c),
         });
         match checked {
-            Ok(mut checked) => runnable.push(RunnablePolicy {
+            Ok(mut checked) => runnable.push(CheckedDoc {
                 checked: {
                     checked.sweep.name = p.id();
                     checked
@@ -135,7 +135,7 @@ pub fn load_policies(
 /// `starts` is this policy's memory of its replicas' start times, so a restart is reported.
 pub async fn sweep_policy(
     ctx: &Context,
-    policy: &RunnablePolicy,
+    policy: &CheckedDoc,
     starts: &mut StartTimes,
 ) -> SweepReport {
     let sweep = &policy.checked.sweep;
@@ -186,7 +186,7 @@ fn unix_now() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
 
-fn log_summary(policy: &RunnablePolicy, report: &SweepReport) {
+fn log_summary(policy: &CheckedDoc, report: &SweepReport) {
     let s = &report.summary;
     let id = policy.id();
     let acted = s.deleted + s.would_delete + s.repushed + s.unconfirmed + s.failed > 0;
@@ -283,7 +283,7 @@ pub async fn main(args: &Options) -> i32 {
 
 /// Sweeps each policy once, all at the same time, prints the reports in file order and returns
 /// the worst exit code (0 < 1 < 2 < 3, as `sweep`).
-async fn run_once(ctx: &Context, policies: &[RunnablePolicy], output: Format) -> i32 {
+async fn run_once(ctx: &Context, policies: &[CheckedDoc], output: Format) -> i32 {
     // Once has no previous sweep: the reports give start times, never `restarted`.
     let reports = futures::future::join_all(
         policies

@@ -8,25 +8,25 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{load, load_policies, Problem, RunnablePolicy};
-use crate::sweep::Tuning;
+use super::{load, load_policies, CheckedDoc, Problem};
+use crate::tuning::Tuning;
 
 /// The policies in force, by the file they came from.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
-    by_file: BTreeMap<PathBuf, Vec<RunnablePolicy>>,
+    by_file: BTreeMap<PathBuf, Vec<CheckedDoc>>,
 }
 
 impl PolicySet {
-    pub fn from_policies(policies: Vec<RunnablePolicy>) -> PolicySet {
-        let mut by_file: BTreeMap<PathBuf, Vec<RunnablePolicy>> = BTreeMap::new();
+    pub fn from_policies(policies: Vec<CheckedDoc>) -> PolicySet {
+        let mut by_file: BTreeMap<PathBuf, Vec<CheckedDoc>> = BTreeMap::new();
         for p in policies {
             by_file.entry(p.origin.file.clone()).or_default().push(p);
         }
         PolicySet { by_file }
     }
 
-    pub fn policies(&self) -> impl Iterator<Item = &RunnablePolicy> {
+    pub fn policies(&self) -> impl Iterator<Item = &CheckedDoc> {
         self.by_file.values().flatten()
     }
 

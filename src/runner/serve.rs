@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, LocalSet};
 
 use super::reload::{self, PolicySet, Reloaded};
-use super::{record_problems, sweep_policy, unix_now, Context, Options, RunnablePolicy};
+use super::{record_problems, sweep_policy, unix_now, CheckedDoc, Context, Options};
 use crate::crd::PushgatewayRetentionSpec;
 use crate::report::exit;
 use crate::schedule;
@@ -50,7 +50,7 @@ impl Loops {
     /// Starts the loops of new policies, stops those of removed ones, and restarts a changed
     /// one once its old loop has finished its sweep, so one policy never sweeps twice at once.
     fn apply(&mut self, ctx: &Arc<Context>, set: &PolicySet) {
-        let mut wanted: BTreeMap<String, &RunnablePolicy> = BTreeMap::new();
+        let mut wanted: BTreeMap<String, &CheckedDoc> = BTreeMap::new();
         for p in set.policies() {
             if p.checked.suspend {
                 tracing::info!(policy = %p.id(), origin = %p.origin, "suspended: not run");
@@ -208,7 +208,7 @@ async fn run_local(ctx: Context, policies: PolicySet, args: &Options) -> i32 {
 /// Reloads the policy files and brings the loops in step.
 struct Reloader<'a> {
     args: &'a Options,
-    tuning: crate::sweep::Tuning,
+    tuning: crate::tuning::Tuning,
     ctx: Arc<Context>,
     /// What the files held at the last reload, to tell a change.
     seen: u64,
@@ -240,7 +240,7 @@ impl Reloader<'_> {
 /// sweep in flight is never cut short by the stop; the shutdown timeout bounds it.
 async fn policy_loop(
     ctx: Arc<Context>,
-    policy: RunnablePolicy,
+    policy: CheckedDoc,
     anchor: Timestamp,
     mut stop: watch::Receiver<bool>,
 ) {

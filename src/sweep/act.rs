@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::{stream, StreamExt};
 
 use super::confirm::{confirm, Confirm};
-use super::{Read, Sweep, NOT_ATTEMPTED};
+use super::{Read, SweepConfig, NOT_ATTEMPTED};
 use crate::engine::{Access, Engine};
 use crate::http::redact_url;
 use crate::model::{KeyIndex, Labels, Source};
@@ -62,7 +62,7 @@ impl ReplicaOutcome {
 pub(crate) struct Job<'a, 'r> {
     pub engine: &'a Engine,
     pub access: &'a Access,
-    pub sweep: &'a Sweep,
+    pub sweep: &'a SweepConfig,
     pub read: &'a Arc<Read>,
     pub index: usize,
     pub inputs: &'a [ReplicaInput<'r>],

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::crd::PushgatewayRetention;
-use crate::runner::load::{self, Document, Origin};
-use crate::sweep::Tuning;
+use crate::policy::load::{self, Document, Origin};
+use crate::tuning::Tuning;
 use crate::Error;
 
 /// Which check found a problem.
@@ -201,7 +201,7 @@ fn document(
             message,
         }),
         Ok(Document::Policy(policy)) if schema_ok => {
-            let policy = load::LoadedPolicy::new(origin.clone(), *policy);
+            let policy = load::PolicyDoc::new(origin.clone(), *policy);
             if let Some(first) = seen.get(&policy.id()) {
                 checked.problems.push(Finding {
                     check: Check::Load,

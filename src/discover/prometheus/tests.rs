@@ -1,13 +1,14 @@
 use super::*;
+use crate::discover::{AllowList, InstanceUrl};
 
-fn source(mode: Mode, allow: AllowList) -> ViaPrometheus {
-    ViaPrometheus {
+fn source(mode: Mode, allow: AllowList) -> Query {
+    Query(ViaPrometheus {
         url: Url::parse("http://prometheus:9090/").unwrap(),
         job: "pushgateway".into(),
         mode,
         instance_url: InstanceUrl::default(),
         allow,
-    }
+    })
 }
 
 fn target(instance: &str, scrape_url: &str) -> ActiveTarget {

@@ -8,28 +8,22 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-pub use failure::Failure;
+pub use failure::{Failure, Public};
 
-use crate::discover::Refused;
 use crate::model::Labels;
 use crate::plan::Reason;
 use crate::selector::format_labels;
 
-/// The exit codes of a one-shot sweep.
-pub mod exit {
-    /// Every replica was handled.
-    pub const OK: i32 = 0;
-    /// A remote failed: discovery (Prometheus, the Kubernetes API), or some replica (the others
-    /// were still handled).
-    pub const REPLICA_FAILED: i32 = 1;
-    /// The user's input: bad flags, a bad policy, a missing or bad file or Secret; refused
-    /// before anything was touched.
-    pub const USAGE: i32 = 2;
-    /// A guard aborted the run before the first delete.
-    pub const GUARD: i32 = 3;
-    /// The janitor itself could not start: it cannot listen on its address, install a signal
-    /// handler, or build its Kubernetes client.
-    pub const STARTUP: i32 = 4;
+pub use crate::exit;
+
+/// A candidate that discovery refused to treat as a replica: it is never contacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// Its `instance` label.
+    pub instance: String,
+    /// The URL it would have had, when it makes one (credentials never shown).
+    pub url: Option<String>,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,10 +185,10 @@ pub struct GuardReport {
     pub message: String,
 }
 
-#[cfg(test)]
 impl ReplicaReport {
-    /// A replica read well with `groups` groups and nothing else known, for unit tests to vary.
-    pub(crate) fn for_test(url: &str, state: ReplicaState, groups: usize) -> ReplicaReport {
+    /// A replica read well with `groups` groups and nothing else known, for unit tests to vary
+    /// (here and in the crates above, which cannot see the core's `cfg(test)` items).
+    pub fn for_test(url: &str, state: ReplicaState, groups: usize) -> ReplicaReport {
         ReplicaReport {
             url: url.into(),
             state,
@@ -322,11 +316,8 @@ impl SweepReport {
     }
 }
 
-pub(crate) fn write_table<const N: usize>(
-    out: &mut String,
-    header: [&str; N],
-    rows: &[[String; N]],
-) {
+/// Rows under a header, each column as wide as its widest cell (reports, `inspect`).
+pub fn write_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -57,7 +57,7 @@ impl Labels {
 
     /// From pairs already shared (interned); sorts them and keeps the last value of a repeated
     /// name, as a map would.
-    pub(crate) fn from_pairs(mut pairs: Vec<(Arc<str>, Arc<str>)>) -> Self {
+    pub fn from_pairs(mut pairs: Vec<(Arc<str>, Arc<str>)>) -> Self {
         // Stable: among equal names the last one read stays last, and `dedup` keeps the first,
         // so reverse first to keep the last.
         pairs.reverse();
@@ -137,7 +137,7 @@ impl Serialize for Labels {
 /// One copy of each string handed to it, for the strings many keys repeat (label names, job
 /// names). Lives for one read; the keys keep their strings after it is dropped.
 #[derive(Debug, Default)]
-pub(crate) struct Interner(HashSet<Arc<str>>);
+pub struct Interner(HashSet<Arc<str>>);
 
 impl Interner {
     pub fn get(&mut self, s: &str) -> Arc<str> {

@@ -6,14 +6,14 @@ use std::cell::Cell;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::field::{AuthPart, Door, Field, Remote};
 use super::{AuthInput, CheckedPolicy, PolicyInput, PrometheusInput, SourceSpec, NO_TTL};
-use crate::discover::{self, parse_base_url, AllowList, InstanceUrl, ViaPrometheus};
+use crate::config::SweepConfig;
 use crate::duration::format_duration;
+use crate::field::{AuthPart, Door, Field, Remote};
 use crate::guard::Limits;
-use crate::plan::{Action, Policy};
+use crate::plan::{Action, Rules};
 use crate::schedule::Cadence;
-use crate::sweep::Sweep;
+use crate::source::{self, parse_base_url, AllowList, InstanceUrl, ViaPrometheus};
 use crate::{Error, Result};
 
 /// An error on `field`; named in the door's words by [`PolicyInput::check`].
@@ -54,7 +54,7 @@ impl PolicyInput {
         let cadence = self.cadence()?;
         Ok(CheckedPolicy {
             door,
-            sweep: Sweep {
+            sweep: SweepConfig {
                 // The front door names it: a spec does not know its own name.
                 name: String::new(),
                 policy,
@@ -115,7 +115,7 @@ impl PolicyInput {
         }
     }
 
-    fn policy(&self) -> Result<Policy> {
+    fn policy(&self) -> Result<Rules> {
         let door = self.door;
         let only = door.name(Field::OnlyIfAllStale);
         if self.only_if_all_stale && !self.wipe {
@@ -191,7 +191,7 @@ impl PolicyInput {
                 );
             }
         }
-        Ok(Policy {
+        Ok(Rules {
             ttl,
             selector: self.selector.clone(),
             superseded_grace: self.superseded_grace,
@@ -270,7 +270,7 @@ fn prometheus(p: &PrometheusInput, door: Door) -> Result<ViaPrometheus> {
     )
     .map_err(|e| refile(refused.get())(e))?;
     let mode = match (p.up, allow.is_empty()) {
-        (false, _) => discover::Mode::Targets,
+        (false, _) => source::Mode::Targets,
         (true, true) => {
             let up = match door {
                 Door::Flags => "--discovery up",
@@ -281,7 +281,7 @@ fn prometheus(p: &PrometheusInput, door: Door) -> Result<ViaPrometheus> {
                 format!("is required with {up}: a pushed up sample can name any host"),
             );
         }
-        (true, false) => discover::Mode::Up,
+        (true, false) => source::Mode::Up,
     };
     Ok(ViaPrometheus {
         url,

@@ -44,8 +44,8 @@ pub(super) fn snap(clock: f64, groups: Vec<Group>) -> Snapshot {
     }
 }
 
-pub(super) fn policy(ttl_h: f64) -> Policy {
-    Policy {
+pub(super) fn policy(ttl_h: f64) -> Rules {
+    Rules {
         ttl: Duration::from_secs_f64(ttl_h * H),
         selector: Selector::default(),
         superseded_grace: Some(Duration::from_secs(300)),
@@ -56,7 +56,7 @@ pub(super) fn policy(ttl_h: f64) -> Policy {
     }
 }
 
-pub(super) fn run(p: &Policy, snaps: &[Option<&Snapshot>]) -> Plan {
+pub(super) fn run(p: &Rules, snaps: &[Option<&Snapshot>]) -> Plan {
     let inputs: Vec<ReplicaInput> = snaps
         .iter()
         .map(|s| ReplicaInput {
@@ -73,45 +73,6 @@ pub(super) fn summary(plan: &Plan) -> Vec<(usize, String, Reason)> {
         .map(|d| (d.replica, d.labels["job"].to_string(), d.reason))
         .collect()
 }
-#[test]
-fn validate_refuses_ttl_under_the_floor() {
-    let mut p = policy(1.0);
-    p.ttl = Duration::from_secs(6);
-    let err = p.validate().unwrap_err().to_string();
-    assert_eq!(err, "invalid ttl: 6s is under the floor --min-ttl 1m");
-}
-
-#[test]
-fn validate_refuses_max_ttl_under_min_ttl_zero_ttl_and_bad_metric_name() {
-    let refused = |p: Policy| p.validate().unwrap_err().to_string();
-    let mut p = policy(1.0);
-    p.max_ttl = Some(Duration::from_secs(30));
-    assert_eq!(
-        refused(p),
-        "invalid max-ttl: 30s is under the floor --min-ttl 1m"
-    );
-    // A zero TTL is refused for itself, even with no floor to be under.
-    let mut p = policy(1.0);
-    p.ttl = Duration::ZERO;
-    p.min_ttl = Duration::ZERO;
-    assert_eq!(refused(p), "invalid ttl: must be greater than zero");
-    let mut p = policy(1.0);
-    p.ttl_from_metric = Some("bad-name".into());
-    assert_eq!(
-        refused(p),
-        r#"invalid ttl-from-metric: "bad-name" is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"#
-    );
-}
-
-#[test]
-fn validate_accepts_zero_grace_and_sane_bounds() {
-    let mut p = policy(6.0);
-    p.superseded_grace = Some(Duration::ZERO);
-    p.max_ttl = Some(Duration::from_secs(86400));
-    p.ttl_from_metric = Some("janitor_ttl_seconds".into());
-    assert!(p.validate().is_ok());
-}
-
 #[test]
 fn expires_only_groups_older_than_ttl() {
     let s = snap(

@@ -77,7 +77,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
         })
 }
 
-fn arb_policy() -> impl Strategy<Value = Policy> {
+fn arb_policy() -> impl Strategy<Value = Rules> {
     let selector = prop::sample::select(vec![
         "",
         r#"job="a""#,
@@ -102,7 +102,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         prop::option::of(prop::sample::select(vec![60u64, 7200])),
         action,
     )
-        .prop_map(|(ttl, sel, grace, from_metric, max_ttl, action)| Policy {
+        .prop_map(|(ttl, sel, grace, from_metric, max_ttl, action)| Rules {
             ttl: Duration::from_secs(ttl),
             selector: sel.parse().unwrap(),
             superseded_grace: grace.map(Duration::from_secs),
@@ -118,7 +118,7 @@ fn arb_replicas() -> impl Strategy<Value = Vec<Option<Snapshot>>> {
     prop::collection::vec(prop::option::weighted(0.9, arb_snapshot()), 1..4)
 }
 
-fn run(p: &Policy, snaps: &[Option<Snapshot>]) -> Plan {
+fn run(p: &Rules, snaps: &[Option<Snapshot>]) -> Plan {
     let inputs: Vec<ReplicaInput> = snaps
         .iter()
         .map(|s| ReplicaInput {
@@ -134,7 +134,7 @@ fn age(s: &Snapshot, g: &Group) -> Option<f64> {
 }
 
 /// The effective TTL as the brief defines it, written independently of the planner.
-fn effective_ttl(p: &Policy, g: &Group) -> f64 {
+fn effective_ttl(p: &Rules, g: &Group) -> f64 {
     match (&p.ttl_from_metric, g.declared_ttl) {
         (Some(_), Some(v)) if v.is_finite() && v > 0.0 => v
             .max(p.min_ttl.as_secs_f64())

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Decision, Policy, Reason};
+use super::{Decision, Reason, Rules};
 use crate::duration::format_seconds;
 use crate::model::{Form, Group, Labels, Loose, Snapshot};
 use crate::selector::format_labels;
@@ -12,7 +12,7 @@ use crate::selector::format_labels;
 const NOTE_EXAMPLES: usize = 3;
 
 /// One read replica, its selected groups judged.
-pub(super) struct Replica<'a> {
+pub(super) struct JudgedReplica<'a> {
     /// Selected groups only: nothing outside the selector ever reaches a decision.
     pub groups: Vec<Assessed<'a>>,
     /// Notes that matter whatever the action.
@@ -89,7 +89,7 @@ impl Assessed<'_> {
     }
 }
 
-pub(super) fn replica<'a>(policy: &Policy, snap: &'a Snapshot) -> Replica<'a> {
+pub(super) fn replica<'a>(policy: &Rules, snap: &'a Snapshot) -> JudgedReplica<'a> {
     let collisions = collisions(&snap.groups);
     let mut no_age = Vec::new();
     let mut bad_declared = Vec::new();
@@ -148,7 +148,7 @@ pub(super) fn replica<'a>(policy: &Policy, snap: &'a Snapshot) -> Replica<'a> {
             examples(&bad_declared)
         ));
     }
-    Replica {
+    JudgedReplica {
         groups,
         plain_notes,
         notes,
@@ -157,7 +157,7 @@ pub(super) fn replica<'a>(policy: &Policy, snap: &'a Snapshot) -> Replica<'a> {
 }
 
 /// TTL in seconds for one group, and whether it is the group's own declared one.
-fn effective_ttl(policy: &Policy, g: &Group) -> (f64, bool) {
+fn effective_ttl(policy: &Rules, g: &Group) -> (f64, bool) {
     match (&policy.ttl_from_metric, g.declared_ttl) {
         (Some(_), Some(v)) if v.is_finite() && v > 0.0 => {
             let max = policy.max_ttl.map_or(f64::INFINITY, |d| d.as_secs_f64());
@@ -213,7 +213,7 @@ fn collisions(groups: &[Group]) -> HashMap<usize, usize> {
 /// Copies are of one key when their keys are equal, or when one was read from `/metrics` and may
 /// be either (no `instance`, or `instance=""`): both export the same series, which is what makes
 /// an older copy stale. Two exact keys that differ by an empty instance stay two keys.
-pub(super) fn mark_superseded(grace: f64, replicas: &mut [Option<Replica<'_>>]) {
+pub(super) fn mark_superseded(grace: f64, replicas: &mut [Option<JudgedReplica<'_>>]) {
     // One replica read: nothing else can hold a fresher copy.
     if replicas.iter().flatten().count() < 2 {
         return;

@@ -4,7 +4,7 @@
 //! usually means a wrong selector, a wrong TTL or a replica clock far off, and any part of it would be
 //! an arbitrary slice of a mistake.
 
-use crate::policy::{Door, Field};
+use crate::field::{Door, Field};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]

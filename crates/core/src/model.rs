@@ -6,7 +6,7 @@ mod labels;
 use serde::Serialize;
 
 pub use instance::{Form, KeyIndex, Loose, Presence};
-pub(crate) use labels::Interner;
+pub use labels::Interner;
 pub use labels::Labels;
 
 /// One group on one replica: only what a decision needs, never its samples.

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::duration::format_duration;
 use crate::model::{Labels, ReplicaStatus, Snapshot};
 use crate::selector::Selector;
-use crate::{Error, Result};
 
 mod assess;
 #[cfg(test)]
@@ -24,9 +22,10 @@ mod tests;
 #[cfg(test)]
 mod wipe_tests;
 
-/// What makes a group stale, and what to do about it.
+/// The planner's rules, taken from a checked policy: what makes a group stale, and what to do
+/// about it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
+pub struct Rules {
     /// Groups older than this are expired.
     pub ttl: Duration,
     /// Only groups matching it are ever touched.
@@ -41,53 +40,6 @@ pub struct Policy {
     /// Ceiling for a declared TTL; the policy's own `ttl` is not bounded by it.
     pub max_ttl: Option<Duration>,
     pub action: Action,
-}
-
-impl Policy {
-    /// Refuses policies that would delete fresh data by mistake. [`plan`] assumes a valid policy.
-    pub fn validate(&self) -> Result<()> {
-        let show = |d: Duration| format_duration(d);
-        if self.ttl.is_zero() {
-            return Err(Error::config("ttl", "must be greater than zero"));
-        }
-        if self.ttl < self.min_ttl {
-            return Err(Error::config(
-                "ttl",
-                format!(
-                    "{} is under the floor --min-ttl {}",
-                    show(self.ttl),
-                    show(self.min_ttl)
-                ),
-            ));
-        }
-        if let Some(max) = self.max_ttl {
-            if max < self.min_ttl {
-                return Err(Error::config(
-                    "max-ttl",
-                    format!(
-                        "{} is under the floor --min-ttl {}",
-                        show(max),
-                        show(self.min_ttl)
-                    ),
-                ));
-            }
-        }
-        if let Some(name) = &self.ttl_from_metric {
-            if !is_valid_metric_name(name) {
-                return Err(Error::config(
-                    "ttl-from-metric",
-                    format!("{name:?} is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn is_valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,11 +137,11 @@ impl Plan {
 }
 
 /// Decides, for every replica, which selected groups go. Deterministic: same input, same plan.
-pub fn plan(policy: &Policy, replicas: &[ReplicaInput<'_>]) -> Plan {
+pub fn plan(policy: &Rules, replicas: &[ReplicaInput<'_>]) -> Plan {
     let unread: Vec<usize> = (0..replicas.len())
         .filter(|&i| replicas[i].snapshot.is_none())
         .collect();
-    let mut assessed: Vec<Option<assess::Replica<'_>>> = replicas
+    let mut assessed: Vec<Option<assess::JudgedReplica<'_>>> = replicas
         .iter()
         .map(|r| r.snapshot.map(|s| assess::replica(policy, s)))
         .collect();
@@ -236,7 +188,7 @@ pub fn plan(policy: &Policy, replicas: &[ReplicaInput<'_>]) -> Plan {
     Plan { replicas }
 }
 
-fn delete_stale(replica: usize, a: assess::Replica<'_>) -> ReplicaPlan {
+fn delete_stale(replica: usize, a: assess::JudgedReplica<'_>) -> ReplicaPlan {
     let deletes = a
         .groups
         .iter()
@@ -254,9 +206,9 @@ fn delete_stale(replica: usize, a: assess::Replica<'_>) -> ReplicaPlan {
 
 fn wipe(
     replica: usize,
-    a: assess::Replica<'_>,
+    a: assess::JudgedReplica<'_>,
     only_if_all_stale: bool,
-    policy: &Policy,
+    policy: &Rules,
     status: Option<&ReplicaStatus>,
 ) -> ReplicaPlan {
     let mut notes = if only_if_all_stale {

@@ -5,10 +5,22 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+/// An error that can say itself in two forms: everything (`Display`), and only the janitor's own
+/// words (`public`). The main crate's `Error` is one; the core's errors are all the janitor's
+/// own words.
+pub trait Public: fmt::Display {
+    fn public(&self) -> String;
+}
+
+impl Public for crate::Error {
+    fn public(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// An error as a report carries it, in two forms: `detail`, everything known (a remote's words
 /// included), for the CLI's report and the logs; `public`, only what the janitor wrote
-/// ([`Error::public`](crate::Error::public)), for a policy's status and events. It shows and
-/// serialises as `detail`.
+/// ([`Public::public`]), for a policy's status and events. It shows and serialises as `detail`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Failure {
     detail: String,
@@ -17,7 +29,7 @@ pub struct Failure {
 
 impl Failure {
     /// `error`, after the janitor's own words saying what was being done.
-    pub fn of(context: &str, error: &crate::Error) -> Failure {
+    pub fn of<E: Public + ?Sized>(context: &str, error: &E) -> Failure {
         Failure {
             detail: format!("{context}: {error}"),
             public: format!("{context}: {}", error.public()),
@@ -40,10 +52,7 @@ impl Failure {
 
 impl From<&crate::Error> for Failure {
     fn from(error: &crate::Error) -> Failure {
-        Failure {
-            detail: error.to_string(),
-            public: error.public(),
-        }
+        Failure::from(error.to_string())
     }
 }
 

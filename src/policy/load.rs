@@ -17,14 +17,14 @@ pub const KIND: &str = "PushgatewayRetention";
 
 /// One policy document, parsed (not yet checked).
 #[derive(Debug, Clone)]
-pub struct LoadedPolicy {
+pub struct PolicyDoc {
     pub origin: Origin,
     pub namespace: String,
     pub name: String,
     pub spec: PushgatewayRetentionSpec,
 }
 
-impl LoadedPolicy {
+impl PolicyDoc {
     /// `namespace/name`, as kubectl shows it.
     pub fn id(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -79,7 +79,7 @@ impl fmt::Display for Problem {
 /// Everything read from `--policies`.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub policies: Vec<LoadedPolicy>,
+    pub policies: Vec<PolicyDoc>,
     /// Documents that are meant to be policies and are wrong.
     pub errors: Vec<Problem>,
     /// Documents of another kind, skipped (a bundle applied with kubectl may hold them).
@@ -167,7 +167,7 @@ pub fn parse_into(file: &Path, text: &str, loaded: &mut Loaded) {
         };
         match document(value) {
             Ok(Document::Policy(policy)) => {
-                let policy = LoadedPolicy::new(origin.clone(), *policy);
+                let policy = PolicyDoc::new(origin.clone(), *policy);
                 if let Some(first) = seen.get(&policy.id()) {
                     loaded.errors.push(problem(
                         Some(policy.id()),
@@ -217,10 +217,10 @@ pub enum Document {
     Other(String),
 }
 
-impl LoadedPolicy {
+impl PolicyDoc {
     /// A parsed policy at `origin`; no namespace means `default`, as kubectl applies it.
     pub fn new(origin: Origin, policy: PushgatewayRetention) -> Self {
-        LoadedPolicy {
+        PolicyDoc {
             origin,
             namespace: policy
                 .metadata
