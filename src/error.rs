@@ -54,7 +54,10 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    #[error("{url}: HTTP {status}: {body}")]
+    /// A remote answered with an error status. Said in the janitor's words first (`HTTP 404:
+    /// not a Pushgateway (no /api/v1/status)`, the same as the public form), then the start of
+    /// what it answered, where that is text: an HTML page is named as one, not printed.
+    #[error("{url}: {}{}", public::status_reason(url, *status), answered(body))]
     Status {
         url: String,
         status: u16,
@@ -276,6 +279,15 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `; it answered: <the body's start>` after an error status, or nothing for an empty body.
+fn answered(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!("; it answered: {body}")
+    }
 }
 
 #[cfg(test)]

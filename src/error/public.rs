@@ -88,7 +88,7 @@ pub fn public_reason(error: &reqwest::Error) -> String {
 
 /// `HTTP 404: not a Pushgateway (no /api/v1/status)`: the code, and what it means on the path
 /// the janitor asked for, or the code's standard name.
-fn status_reason(url: &str, status: u16) -> String {
+pub(super) fn status_reason(url: &str, status: u16) -> String {
     let path = url::Url::parse(url)
         .map(|u| u.path().to_string())
         .unwrap_or_default();

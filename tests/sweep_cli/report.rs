@@ -149,3 +149,42 @@ async fn an_old_plan_is_remade_from_a_fresh_read_before_deleting() {
     );
     assert!(gw.groups().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_replica_that_is_no_pushgateway_is_named_so_not_printed_as_a_page() {
+    let gw = TestGateway::start(GatewayOpts::default());
+    // A real web server on the wrong port: nginx answers its own HTML 404 page to everything.
+    let other = TestNginx::start("", "location / { return 404; }");
+    let wrong = format!("{}/", other.url);
+    gw.push(&[("job", "old")], "x 1\n").await;
+    sleep_past(2.0).await;
+    let (code, report, stderr) = run(&[
+        "--gateway",
+        &gw.base_url,
+        "--gateway",
+        &wrong,
+        "--ttl",
+        "2s",
+    ]);
+    assert_eq!(code, 1, "a failed replica makes exit code 1: {stderr}");
+    assert!(gw.groups().await.is_empty(), "the real replica was swept");
+    let failed: Vec<&serde_json::Value> = report["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    let error = failed[0]["error"].as_str().unwrap();
+    // Whichever of its API paths the janitor asked last (the status, or the JSON read after
+    // `/metrics` failed), the words say what the server is not.
+    assert!(
+        error.contains("HTTP 404: not a Pushgateway (no /api/v1/"),
+        "{error}"
+    );
+    assert!(error.ends_with("; it answered: an HTML page"), "{error}");
+    assert!(
+        !error.contains('<') && !stderr.contains("<html"),
+        "{error}\n{stderr}"
+    );
+}
