@@ -477,6 +477,11 @@ def test_hook_policies(docs: list[Doc]) -> list[Doc]:
     assert len(min_ttl) == 1, f"one --min-ttl: {c['args']}"
     assert pod["spec"]["automountServiceAccountToken"] is False, "the test needs no API token"
     assert pod["spec"]["restartPolicy"] == "Never", "a test pod runs once"
+    for selecting in of_kind(docs, "Deployment") + of_kind(docs, "PodDisruptionBudget"):
+        sel = selecting["spec"]["selector"]["matchLabels"].items()
+        assert not sel <= pod["metadata"]["labels"].items(), f"{selecting['kind']} selects the test pod"
+    for svc in of_kind(docs, "Service"):
+        assert not svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items(), "the Service selects it"
     (vol,) = pod["spec"]["volumes"]
     assert vol["configMap"]["name"] == cm["metadata"]["name"], "the pod mounts the ConfigMap"
     return [d for d in yaml.safe_load_all(cm["data"]["policies.yaml"]) if d]
