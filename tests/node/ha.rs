@@ -5,9 +5,9 @@
 //! While a pusher keeps pushing groups (one new group every 700 ms, alternating replicas, each
 //! stale 4 s later): exactly one pod deletes (every `group delete` line of the delete log comes
 //! from the Lease's holder), the PodDisruptionBudget exists; `kubectl delete pod` of the leader
-//! hands the Lease to the other pod within the lease duration, which then deletes; `helm upgrade`
-//! to a second image tag (the same image tagged again in containerd) rolls both pods, and a pod of
-//! the new tag takes over. After it, every pushed group was deleted exactly once: one delete line
+//! hands the Lease to another pod (the standby or its replacement) within the lease duration, which
+//! then deletes; `helm upgrade` to a second image tag (the same image tagged again in containerd)
+//! rolls both pods, and a pod of the new tag takes over. After it, every pushed group was deleted exactly once: one delete line
 //! per group across all the pods, none twice, none missing, on both gateway replicas.
 
 use std::collections::BTreeMap;
@@ -177,25 +177,28 @@ pub async fn scenario(node: Arc<Node>) {
     assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{pdb:#}");
     assert_eq!(pdb["status"]["expectedPods"], 2, "{:#}", pdb["status"]);
 
-    // The leader's pod deleted: the other takes the Lease within its duration, and deletes.
+    // The leader's pod deleted: another pod takes the Lease within its duration, and deletes.
+    // (The leader gives the Lease up on SIGTERM; the standby or the Deployment's replacement pod,
+    // whichever asks first, takes it.)
     let t0 = Instant::now();
     node.kubectl(&["delete", "pod", &leader, "-n", NS, "--wait=false"]);
     wait_for(
         node,
-        "the other pod holding the Lease within the lease duration",
+        "another pod holding the Lease within the lease duration",
         Duration::from_secs(LEASE_SECONDS + 5),
-        || holder(node).as_deref() == Some(other.as_str()),
+        || holder(node).is_some_and(|h| h != leader),
     );
     eprintln!(
         "ha: Lease handed over {:.1?} after the leader's pod was deleted",
         t0.elapsed()
     );
-    let before = deleted_by(&other);
+    let second = holder(node).expect("the new holder");
+    let before = deleted_by(&second);
     wait_for(
         node,
         "deletes by the new leader",
         Duration::from_secs(60),
-        || deleted_by(&other) >= before + 2,
+        || deleted_by(&second) >= before + 2,
     );
 
     // helm upgrade to a second tag of the same image: both pods replaced, a new one leads.

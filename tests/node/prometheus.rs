@@ -70,11 +70,11 @@ fn prometheus_manifests() -> Value {
                "image": format!("localhost/kube-testcluster/prometheus:{}", prometheus_version()),
                "imagePullPolicy": "Never",
                "args": ["--config.file=/etc/prometheus/prometheus.yml",
-                        "--storage.tsdb.path=/prometheus", "--web.listen-address=:9090"],
+                        "--storage.tsdb.path=/data", "--web.listen-address=:9090"],
                "ports": [{"name": "http", "containerPort": 9090}],
                "readinessProbe": {"httpGet": {"path": "/-/ready", "port": 9090}, "periodSeconds": 2},
                "volumeMounts": [{"name": "config", "mountPath": "/etc/prometheus"},
-                                {"name": "data", "mountPath": "/prometheus"}]}],
+                                {"name": "data", "mountPath": "/data"}]}],
              "volumes": [{"name": "config", "configMap": {"name": "prometheus"}},
                          {"name": "data", "emptyDir": {}}]}}}}
     ]})
