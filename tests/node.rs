@@ -30,6 +30,8 @@ mod cluster;
 pub mod common;
 #[path = "node/cronjob.rs"]
 mod cronjob;
+#[path = "node/gateways.rs"]
+mod gateways;
 #[path = "node/ha.rs"]
 mod ha;
 #[path = "node/install.rs"]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cluster::*;
+use super::gateways::*;
 
 const NS: &str = "cronjob";
 const RELEASE: &str = "cron";

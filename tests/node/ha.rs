@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cluster::*;
+use super::gateways::*;
 use super::logs::PodLogs;
 
 const NS: &str = "ha";

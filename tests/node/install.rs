@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cluster::*;
+use super::gateways::*;
 
 const GATEWAYS: &str = "defaults-gateways";
 const JANITOR: &str = "defaults";

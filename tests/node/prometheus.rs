@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cluster::*;
+use super::gateways::*;
 use crate::common::Tripwire;
 
 const NS: &str = "prometheus";
