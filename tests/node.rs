@@ -19,6 +19,8 @@
 //!   with `kubernetes_sd_configs` (endpointslice); a `prometheus` source sweeps them and refuses
 //!   a pushed fake `up` (point 2).
 //!
+//! `PGW_JANITOR_TEST_HELM` names another `helm` binary to run the suite with (a Helm 3, say).
+//!
 //! Sequential, not concurrent: the `install` scenario's controller watches every namespace, and
 //! the node has two cores. Needs root, `bash scripts/test-deps.sh` (containerd, runc, CNI plugins,
 //! iptables, conntrack, kube-node, kube-testserver, helm) and `bash scripts/image.sh` (the

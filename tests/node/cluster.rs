@@ -281,7 +281,10 @@ pub fn helm(node: &Node, args: &[&str]) -> String {
 
 /// `helm ARGS` against the cluster, whatever its outcome.
 pub fn helm_output(node: &Node, args: &[&str]) -> std::process::Output {
-    let helm = repo_root().join("target/test-deps/bin/helm");
+    // PGW_JANITOR_TEST_HELM: another helm binary (e.g. a Helm 3), to check the chart with it.
+    let helm = std::env::var_os("PGW_JANITOR_TEST_HELM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-deps/bin/helm"));
     assert!(
         helm.is_file(),
         "no {}: `bash scripts/test-deps.sh helm` builds it",
