@@ -13,8 +13,9 @@
 # (one "NAME PID" line per process it started), and imports into containerd: the sandbox image
 # (localhost/kube-testcluster/pause:1, built here), the janitor's image under the name the chart
 # pulls by default (ghcr.io/pgw-janitor/pushgateway-janitor:<appVersion>, from target/image/, see
-# scripts/image.sh), the Pushgateway of target/test-deps/bin as
-# localhost/kube-testcluster/pushgateway:<version>, and every docker/OCI archive named in
+# scripts/image.sh), the Pushgateway and the Prometheus (built with Kubernetes discovery) of
+# target/test-deps/bin as localhost/kube-testcluster/pushgateway:<version> and
+# localhost/kube-testcluster/prometheus:<version>, and every docker/OCI archive named in
 # KUBE_TESTCLUSTER_IMAGES (space separated). Logs:
 # DIR/logs/. The API server listens on the bridge's address, which pods reach directly and through
 # the `kubernetes` Service (kube-proxy). Needs root (scripts/test-deps.sh installs the packages).
@@ -225,7 +226,7 @@ start() {
   version=$(awk -F'"' '/^appVersion:/ { print $2 }' charts/pushgateway-janitor/Chart.yaml)
   local janitor=target/image/pushgateway-janitor-$version.oci.tar
   [[ -f $janitor ]] || die "$janitor is missing: run 'bash scripts/image.sh'"
-  scripts/test-deps.sh kube-testserver kube-node pushgateway
+  scripts/test-deps.sh kube-testserver kube-node pushgateway prometheus
 
   # A start that fails half way takes down what it started.
   trap 'if (($?)); then log "start failed; stopping what it started"; stop; fi' EXIT
@@ -260,10 +261,12 @@ start() {
 
   spawn containerd containerd --config "$DIR/containerd/config.toml"
   wait_for "containerd" 30 ctr --address "$SOCK" version
-  local a pgw_version
+  local a pgw_version prom_version
   pgw_version=$(sed -n 's/^version //p' target/test-deps/stamps/pushgateway)
+  prom_version=$(sed -n 's/^version //p' target/test-deps/stamps/prometheus)
   for a in "$(image_archive "$SANDBOX_IMAGE" "$(pause_binary)")" "$janitor" \
     "$(image_archive "localhost/kube-testcluster/pushgateway:$pgw_version" "$BIN/pushgateway")" \
+    "$(image_archive "localhost/kube-testcluster/prometheus:$prom_version" "$BIN/prometheus")" \
     ${KUBE_TESTCLUSTER_IMAGES:-}; do
     ctr --address "$SOCK" -n k8s.io images import "$a" >/dev/null
   done

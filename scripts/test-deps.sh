@@ -14,7 +14,7 @@
 #   under tools/ (their go.mod/go.sum pin every version):
 #     pushgateway      github.com/prometheus/pushgateway (1.11.3), release version ldflags
 #     prometheus       github.com/prometheus/prometheus/cmd/prometheus (3.x), release version ldflags,
-#                      static/file/http service discovery only
+#                      static/file/http and Kubernetes service discovery (tests/node.rs)
 #     kube-testserver  tools/kube-testserver: a real kube-apiserver with embedded etcd
 #     kube-node        tools/kube-node: kubelet, kube-controller-manager, kube-scheduler and kube-proxy
 #                      in one binary (subcommands), same k8s.io/kubernetes as kube-testserver
@@ -151,9 +151,10 @@ build_prometheus() {
   local mod=github.com/prometheus/prometheus ver rev release
   ver=$(modver prometheus $mod) && release=$(version_prometheus) || return 1
   rev=$(modrev prometheus $mod "$ver")
-  # remove_all_sd: only static, file and http service discovery (the tests use static_configs);
-  # halves the build and the binary. Add e.g. enable_kubernetes_sd to the tags to get one back.
-  go build -trimpath -tags remove_all_sd \
+  # remove_all_sd: only static, file and http service discovery (the gateway tests use
+  # static_configs), which halves the build and the binary; enable_kubernetes_sd brings Kubernetes
+  # discovery back (plugins/plugin_kubernetes.go), for Prometheus as a pod on the test node.
+  go build -trimpath -tags remove_all_sd,enable_kubernetes_sd \
     -ldflags "-s -w $(prom_version_ldflags "$release" "${rev:-$ver}")" \
     -o "$OUT" $mod/cmd/prometheus
 }

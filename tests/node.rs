@@ -1,293 +1,104 @@
-//! The chart's pods on a real node (issue 21, point 1): `scripts/kube-testcluster.sh` starts a
-//! one-node cluster (kube-apiserver with etcd, controller-manager, scheduler, kube-proxy, a kubelet
-//! driving containerd and runc, pods on a CNI bridge with no route off this machine) once for this
-//! binary; the chart is installed with the real `helm` CLI (`target/test-deps/bin/helm`, Helm 4)
-//! and the image the cluster imported under the name the chart pulls by default.
+//! The chart's pods on a real node (issue 21): `scripts/kube-testcluster.sh` starts a one-node
+//! cluster (kube-apiserver with etcd, controller-manager, scheduler, kube-proxy, a kubelet driving
+//! containerd and runc, pods on a CNI bridge with no route off this machine) once for this binary;
+//! the chart is installed with the real `helm` CLI (`target/test-deps/bin/helm`, Helm 4) and the
+//! image the cluster imported under the name the chart pulls by default.
 //!
-//! What it proves: the controller's pod becomes Ready through its readiness probe with in-cluster
-//! config (its ServiceAccount token, the `kubernetes` Service through kube-proxy: the API server's
-//! audit log shows the ServiceAccount's requests coming from the pod's address); a policy applied
-//! with `kubectl apply` deletes a stale group on a Pushgateway pod (reached through its Service's
-//! ClusterIP, admitted by the chart's `allowedTargets`) and keeps the fresh one; `kubectl get pgr`
-//! shows the policy; the pod's `/metrics` counts the deletion (point 1). `helm uninstall` keeps
-//! the CRD and the policy, nothing sweeps while no controller runs, and a new `helm install`
-//! picks the policy up (point 7). A controller that stops answering (SIGSTOP) is restarted by the
-//! kubelet's liveness probe and sweeps again (point 6).
+//! One test runs the scenarios one after the other on that cluster, each in namespaces of its own
+//! (deleted when it ends, passed or failed), and fails naming every scenario that failed:
+//! - `install` (tests/node/install.rs): the chart's defaults; Ready through the probe with
+//!   in-cluster config, a policy sweeps a gateway pod, `/metrics`, `helm test`, `helm uninstall`
+//!   keeps the CRD and policies, liveness restarts a stopped controller (points 1, 6, 7, 8).
+//! - `cronjob` (tests/node/cronjob.rs): `mode: cronjob`, a Job from the CronJob sweeps two gateway
+//!   pods to completion; with a replica down the Job fails after `backoffLimit` with exit code 1;
+//!   `helm test` fails on a policy under the floor (points 5, 8).
+//! - `ha` (tests/node/ha.rs): two replicas with leader election finding two gateway pods through
+//!   a `service` source: one sweeps, a deleted leader hands over, `helm upgrade` to a second tag
+//!   rolls them, no group deleted twice (points 2, 3, 4).
+//! - `prometheus` (tests/node/prometheus.rs): Prometheus 3 as a pod discovering two gateway pods
+//!   with `kubernetes_sd_configs` (endpointslice); a `prometheus` source sweeps them and refuses
+//!   a pushed fake `up` (point 2).
 //!
-//! Needs root, `bash scripts/test-deps.sh` (containerd, runc, CNI plugins, iptables, conntrack,
-//! kube-node, kube-testserver, helm) and `bash scripts/image.sh` (the janitor's image). The
-//! cluster is stopped (every pod, mount, bridge, cgroup and iptables chain it made removed) when
-//! the test ends, also on a panic.
+//! `PGW_JANITOR_TEST_HELM` names another `helm` binary to run the suite with (a Helm 3, say).
+//!
+//! Sequential, not concurrent: the `install` scenario's controller watches every namespace, and
+//! the node has two cores. Needs root, `bash scripts/test-deps.sh` (containerd, runc, CNI plugins,
+//! iptables, conntrack, kube-node, kube-testserver, helm) and `bash scripts/image.sh` (the
+//! janitor's image). The cluster is stopped (every pod, mount, bridge, cgroup and iptables chain
+//! it made removed) when the test ends, also on a panic.
 
 #[path = "node/cluster.rs"]
 mod cluster;
 pub mod common;
+#[path = "node/cronjob.rs"]
+mod cronjob;
+#[path = "node/gateways.rs"]
+mod gateways;
+#[path = "node/ha.rs"]
+mod ha;
+#[path = "node/install.rs"]
+mod install;
+#[path = "node/logs.rs"]
+mod logs;
+#[path = "node/prometheus.rs"]
+mod prometheus;
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
 
-use serde_json::{json, Value};
+use cluster::Node;
 
-use cluster::*;
-use common::k8s::repo_root;
+/// Runs `scenario` as a task of its own (a panic fails it, not the others), then deletes its
+/// namespaces. Returns whether it passed. `PGW_JANITOR_NODE_SCENARIOS=ha,cronjob` runs only
+/// those (for work on one of them); unset, all run.
+async fn run<F: Future<Output = ()> + Send + 'static>(
+    node: &Arc<Node>,
+    name: &str,
+    scenario: F,
+) -> bool {
+    if let Ok(only) = std::env::var("PGW_JANITOR_NODE_SCENARIOS") {
+        if !only.split(',').any(|s| s.trim() == name) {
+            eprintln!("node scenario {name}: not selected by PGW_JANITOR_NODE_SCENARIOS={only}");
+            return true;
+        }
+    }
+    let t0 = Instant::now();
+    let passed = tokio::spawn(scenario).await.is_ok();
+    let took = t0.elapsed();
+    node.drop_namespaces();
+    eprintln!(
+        "node scenario {name}: {} in {took:.0?} ({:.0?} with deleting its namespaces)",
+        if passed { "passed" } else { "FAILED" },
+        t0.elapsed()
+    );
+    passed
+}
 
 #[tokio::test(flavor = "multi_thread")]
-async fn helm_install_runs_the_controller_which_sweeps_a_gateway_pod() {
-    let node = Node::start();
-    let version = std::fs::read_to_string(repo_root().join("target/test-deps/stamps/pushgateway"))
-        .expect("the pushgateway stamp test-deps.sh writes")
-        .lines()
-        .find_map(|l| l.strip_prefix("version ").map(String::from))
-        .expect("a version line in the pushgateway stamp");
-
-    // The gateway: a pod behind a Service. The test reaches the pod at its address on the bridge;
-    // the controller reaches it through the Service's ClusterIP (kube-proxy).
-    node.kubectl(&["create", "namespace", GATEWAYS]);
-    node.apply("gateway", &gateway_manifests(&version));
-    let gw_pod = || {
-        let pods = node.get(&[
-            "pods",
-            "-n",
-            GATEWAYS,
-            "-l",
-            "app.kubernetes.io/name=prometheus-pushgateway",
-        ]);
-        pods["items"].as_array().and_then(|a| a.first().cloned())
-    };
-    wait_for(
-        &node,
-        "the gateway pod Ready",
-        Duration::from_secs(120),
-        || gw_pod().is_some_and(|p| pod_ready(&p)),
-    );
-    let pod_ip = gw_pod().unwrap()["status"]["podIP"]
-        .as_str()
-        .expect("podIP")
-        .to_string();
-    let svc = node.get(&["service", "pushgateway", "-n", GATEWAYS]);
-    let cluster_ip = svc["spec"]["clusterIP"]
-        .as_str()
-        .expect("clusterIP")
-        .to_string();
-    let direct = format!("http://{pod_ip}:9091/");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-
-    // The chart with its defaults, but for a TTL floor a test can wait out and the Service range
-    // admitted (the allow-list is empty by default; ClusterIPs are not refused, but a shared
-    // cluster would list them, so the test does).
-    helm_install(
-        &node,
-        &json!({"minTtl": "1s", "allowedTargets": {"cidrs": ["10.0.0.0/24"]}}),
-    );
-    let janitor_pod = || {
-        let pods = node.get(&[
-            "pods",
-            "-n",
-            JANITOR,
-            "-l",
-            "app.kubernetes.io/name=pushgateway-janitor",
-        ]);
-        pods["items"].as_array().and_then(|a| a.first().cloned())
-    };
-    wait_for(
-        &node,
-        "the controller's pod Ready",
-        Duration::from_secs(180),
-        || janitor_pod().is_some_and(|p| pod_ready(&p)),
-    );
-    let pod = janitor_pod().unwrap();
-    let container = &pod["spec"]["containers"][0];
-    assert_eq!(
-        container["readinessProbe"]["httpGet"]["path"], "/readyz",
-        "Ready comes from the chart's readiness probe: {container:#}"
-    );
-    assert_eq!(
-        container["image"],
-        format!(
-            "ghcr.io/pgw-janitor/pushgateway-janitor:{}",
-            env!("CARGO_PKG_VERSION")
-        ),
-        "the image the chart pulls by default, imported by the cluster's start"
-    );
-    assert_eq!(
-        pod["status"]["containerStatuses"][0]["restartCount"], 0,
-        "{:#}",
-        pod["status"]
-    );
-    // In-cluster config: the token is projected by the ServiceAccount admission plugin, the API
-    // server is reached through the `kubernetes` Service.
-    let env_names: Vec<&str> = container["env"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|v| v["name"].as_str()).collect())
-        .unwrap_or_default();
-    assert!(
-        !env_names.contains(&"KUBECONFIG"),
-        "no kubeconfig given: {env_names:?}"
-    );
-    let mounts = container["volumeMounts"].to_string();
-    assert!(
-        mounts.contains("/var/run/secrets/kubernetes.io/serviceaccount"),
-        "the ServiceAccount token is mounted: {mounts}"
-    );
-    let janitor_ip = pod["status"]["podIP"].as_str().expect("podIP").to_string();
-    let sa = pod["spec"]["serviceAccountName"]
-        .as_str()
-        .expect("serviceAccountName");
-    let user = format!("system:serviceaccount:{JANITOR}:{sa}");
-    let audit = node.path().join("apiserver/audit.log");
-    let from_pod = std::fs::read_to_string(&audit)
-        .expect("the API server's audit log")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == user.as_str())
-        .filter(|e| {
-            e["sourceIPs"]
-                .as_array()
-                .is_some_and(|ips| ips.iter().any(|ip| ip == janitor_ip.as_str()))
-        })
-        .count();
-    assert!(
-        from_pod > 0,
-        "no request of {user} from the pod's address {janitor_ip} in the audit log"
-    );
-
-    // A stale group (older than the TTL when the policy comes) and a fresh one.
-    push(&http, &direct, "stale").await;
-    tokio::time::sleep(Duration::from_secs(32)).await;
-    push(&http, &direct, "fresh").await;
-    node.apply(
-        "policy",
-        &json!({"apiVersion": "pgw-janitor.dev/v1alpha1", "kind": "PushgatewayRetention",
-                "metadata": {"name": "node-sweep", "namespace": JANITOR},
-                "spec": {"static": {"urls": [format!("http://{cluster_ip}:9091/")]},
-                         "ttl": "30s", "minTtl": "1s", "interval": "5s"}}),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = jobs(&http, &direct).await;
-        if now == ["fresh"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the stale group still there (groups: {now:?}) 20 s after the policy\n{}",
-            node.diagnostics()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+async fn the_chart_on_a_one_node_cluster() {
+    let t0 = Instant::now();
+    let node = Arc::new(Node::start());
+    eprintln!("node: cluster started in {:.0?}", t0.elapsed());
+    let mut failed = Vec::new();
+    if !run(&node, "install", install::scenario(node.clone())).await {
+        failed.push("install");
     }
-    let pgr = node.kubectl(&["get", "pgr", "-n", JANITOR]);
+    // The scenarios below install the chart with `crds.install: false`: the CRD belongs to the
+    // `install` scenario's release, which kept it.
+    node.ensure_crd();
+    if !run(&node, "cronjob", cronjob::scenario(node.clone())).await {
+        failed.push("cronjob");
+    }
+    if !run(&node, "ha", ha::scenario(node.clone())).await {
+        failed.push("ha");
+    }
+    if !run(&node, "prometheus", prometheus::scenario(node.clone())).await {
+        failed.push("prometheus");
+    }
+    eprintln!("node: all scenarios in {:.0?}", t0.elapsed());
     assert!(
-        pgr.lines().any(|l| l.starts_with("node-sweep ")),
-        "kubectl get pgr: {pgr}"
-    );
-    wait_for(
-        &node,
-        "the policy's status counting the deletion",
-        Duration::from_secs(30),
-        || {
-            let p = node.get(&["pgr", "node-sweep", "-n", JANITOR]);
-            p["status"]["totals"]["deleted"] == 1
-        },
-    );
-    assert_eq!(
-        jobs(&http, &direct).await,
-        ["fresh"],
-        "the fresh group stays"
-    );
-
-    // The pod's /metrics, as a scrape of the pod's address gets it (the chart's metrics port).
-    let metrics = http
-        .get(format!("http://{janitor_ip}:8080/metrics"))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("GET /metrics of the controller's pod at {janitor_ip}: {e}"))
-        .text()
-        .await
-        .expect("metrics text");
-    let deleted = format!(
-        r#"pgw_janitor_groups_deleted_total{{namespace="{JANITOR}",policy="node-sweep",reason="expired"}} 1"#
-    );
-    assert!(
-        metrics.lines().any(|l| l == deleted),
-        "no `{deleted}` in the pod's /metrics:\n{metrics}"
-    );
-
-    // `helm uninstall` keeps the CRD and the user's policies; while no controller runs nothing
-    // sweeps; a new install picks the policy up again.
-    helm(
-        &node,
-        &["uninstall", RELEASE, "--namespace", JANITOR, "--wait"],
-    );
-    wait_for(
-        &node,
-        "the controller's pod gone",
-        Duration::from_secs(120),
-        || janitor_pod().is_none(),
-    );
-    node.kubectl(&["get", "crd", "pushgatewayretentions.pgw-janitor.dev"]);
-    let sweeps = |node: &Node| {
-        let p = node.get(&["pgr", "node-sweep", "-n", JANITOR]);
-        p["status"]["totals"]["sweeps"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no status.totals.sweeps: {:#}", p["status"]))
-    };
-    let before = sweeps(&node);
-    tokio::time::sleep(Duration::from_secs(12)).await; // two intervals and more
-    assert_eq!(
-        sweeps(&node),
-        before,
-        "a sweep with no controller installed"
-    );
-    helm_install(
-        &node,
-        &json!({"minTtl": "1s", "allowedTargets": {"cidrs": ["10.0.0.0/24"]}}),
-    );
-    wait_for(
-        &node,
-        "the reinstalled controller's pod Ready",
-        Duration::from_secs(180),
-        || janitor_pod().is_some_and(|p| pod_ready(&p)),
-    );
-    wait_for(
-        &node,
-        "a sweep of the kept policy by the new controller",
-        Duration::from_secs(60),
-        || sweeps(&node) > before,
-    );
-    // Liveness: a controller that stops answering (SIGSTOP of its process, found through
-    // containerd by the container's ID) is restarted by the kubelet, and sweeps again after.
-    let pod = janitor_pod().expect("the reinstalled controller's pod");
-    let container_id = pod["status"]["containerStatuses"][0]["containerID"]
-        .as_str()
-        .and_then(|id| id.strip_prefix("containerd://"))
-        .unwrap_or_else(|| panic!("no containerd container ID: {:#}", pod["status"]))
-        .to_string();
-    let pid = node.task_pid(&container_id);
-    common::process::send_signal(pid, "STOP");
-    wait_for(
-        &node,
-        "the kubelet restarting the stopped controller",
-        Duration::from_secs(180),
-        || {
-            janitor_pod().is_some_and(|p| {
-                p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1)
-            })
-        },
-    );
-    wait_for(
-        &node,
-        "the restarted controller Ready",
-        Duration::from_secs(120),
-        || janitor_pod().is_some_and(|p| pod_ready(&p)),
-    );
-    let at_restart = sweeps(&node);
-    wait_for(
-        &node,
-        "a sweep by the restarted controller",
-        Duration::from_secs(60),
-        || sweeps(&node) > at_restart,
+        failed.is_empty(),
+        "node scenarios failed: {failed:?} (their panics above)"
     );
 }

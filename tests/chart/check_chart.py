@@ -9,7 +9,8 @@ privilege without wildcards, the restricted security context, probes on the decl
 election and a PodDisruptionBudget exactly with more than one replica, the CRD identical to the
 generated one, no controller in cronjob mode, the PrometheusRule with the groups of the rule file
 (its spec checked by `promtool check rules`), the dashboard ConfigMap holding the repository's
-dashboard byte for byte under the sidecar's label, and a values schema that refuses mistakes.
+dashboard byte for byte under the sidecar's label, the `helm test` hook validating exactly the
+release's policies with the controller's floor, and a values schema that refuses mistakes.
 
 Run: .venv/bin/python tests/chart/check_chart.py   (packages: tests/requirements.txt)
 Prints one line per check, then `N passed, N failed`; exits 1 when a check failed.
@@ -321,8 +322,9 @@ def expect_defaults(docs: list[Doc]) -> None:
     assert [p["name"] for p in svc["spec"]["ports"]] == [METRICS_PORT], "Service port name"
     assert one(docs, "Deployment")["spec"]["strategy"]["type"] == "Recreate", "one pod at a time"
     assert not of_kind(docs, "ServiceMonitor") and not of_kind(docs, "NetworkPolicy"), "opt-in"
-    assert not of_kind(docs, "PrometheusRule") and not of_kind(docs, "ConfigMap"), "alerts, dashboard opt-in"
+    assert not of_kind(docs, "PrometheusRule") and not of_kind(not_hooks(docs), "ConfigMap"), "alerts, dashboard opt-in"
     assert not of_kind(docs, "CronJob"), "no CronJob in controller mode"
+    assert [p["name"] for p in test_hook_policies(docs)] == [], "the test hook validates no policy"
 
 
 def expect_namespaced(docs: list[Doc]) -> None:
@@ -446,7 +448,7 @@ def expect_alerts_dashboard(docs: list[Doc]) -> None:
             assert set(r) <= {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}, \
                 f"rule fields {sorted(r)}"
     promtool_check(rule["spec"])
-    cm = one(docs, "ConfigMap")
+    cm = one(not_hooks(docs), "ConfigMap")
     assert cm["metadata"]["namespace"] == NAMESPACE, "in the release namespace by default"
     assert cm["metadata"]["labels"].get("grafana_dashboard") == "1", "the sidecar's default label"
     assert cm["metadata"].get("annotations") == {"grafana_folder": "Pushgateway"}, "annotations"
@@ -454,7 +456,42 @@ def expect_alerts_dashboard(docs: list[Doc]) -> None:
         f"the ConfigMap does not hold deploy/grafana/{DASHBOARD_FILE} as is"
 
 
+def not_hooks(docs: list[Doc]) -> list[Doc]:
+    return [d for d in docs if "helm.sh/hook" not in d["metadata"].get("annotations", {})]
+
+
+def test_hook_policies(docs: list[Doc]) -> list[Doc]:
+    """The `helm test` hook: a pod of the chart's image running `validate --min-ttl=<minTtl>` over
+    the file of a ConfigMap hook made before it. Returns the policies that file holds."""
+    tests = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    assert sorted(d["kind"] for d in tests) == ["ConfigMap", "Pod"], f"test hooks {[d['kind'] for d in tests]}"
+    cm, pod = sorted(tests, key=lambda d: d["kind"])
+    assert int(cm["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        pod["metadata"]["annotations"].get("helm.sh/hook-weight", "0")), "the ConfigMap comes before the pod"
+    (c,) = pod["spec"]["containers"]
+    deployment_or_cron = (of_kind(docs, "Deployment") + of_kind(docs, "CronJob"))[0]
+    image = next(x["image"] for _, p in pod_specs([deployment_or_cron]) for x in containers(p))
+    assert c["image"] == image, f"test image {c['image']}, chart image {image}"
+    assert c["args"][0] == "validate" and c["args"][-1] == "/policies/policies.yaml", c["args"]
+    min_ttl = [a for a in c["args"] if a.startswith("--min-ttl=")]
+    assert len(min_ttl) == 1, f"one --min-ttl: {c['args']}"
+    assert pod["spec"]["automountServiceAccountToken"] is False, "the test needs no API token"
+    assert pod["spec"]["restartPolicy"] == "Never", "a test pod runs once"
+    for selecting in of_kind(docs, "Deployment") + of_kind(docs, "PodDisruptionBudget"):
+        sel = selecting["spec"]["selector"]["matchLabels"].items()
+        assert not sel <= pod["metadata"]["labels"].items(), f"{selecting['kind']} selects the test pod"
+    for svc in of_kind(docs, "Service"):
+        assert not svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items(), "the Service selects it"
+    (vol,) = pod["spec"]["volumes"]
+    assert vol["configMap"]["name"] == cm["metadata"]["name"], "the pod mounts the ConfigMap"
+    return [d for d in yaml.safe_load_all(cm["data"]["policies.yaml"]) if d]
+
+
 def expect_policies(docs: list[Doc], values: dict[str, Any]) -> None:
+    tested = test_hook_policies(docs)
+    assert [(p["metadata"]["name"], p["metadata"]["namespace"], p["spec"]) for p in tested] == [
+        (p["name"], p.get("namespace", NAMESPACE), p["spec"]) for p in values["policies"]
+    ], "helm test validates every policy of the release, as given"
     policies = of_kind(docs, "PushgatewayRetention")
     assert len(policies) == len(values["policies"]), f"{len(policies)} policies rendered"
     for given, got in zip(values["policies"], policies):
@@ -613,7 +650,7 @@ def main() -> int:
         def dashboard_label_and_namespace() -> None:
             docs = render(chart, {"grafanaDashboard": {"enabled": True, "label": "example.com/dashboard",
                                                        "labelValue": "pgw", "namespace": "grafana"}})
-            cm = one(docs, "ConfigMap")
+            cm = one(not_hooks(docs), "ConfigMap")
             assert cm["metadata"]["labels"].get("example.com/dashboard") == "pgw", cm["metadata"]["labels"]
             assert "grafana_dashboard" not in cm["metadata"]["labels"], "the default label replaced"
             assert cm["metadata"]["namespace"] == "grafana", "grafanaDashboard.namespace"
@@ -621,6 +658,17 @@ def main() -> int:
             assert not of_kind(docs, "PrometheusRule"), "rules stay off"
 
         checks.check("grafanaDashboard: label key, value and namespace configurable", dashboard_label_and_namespace)
+
+        def test_hook_off_and_min_ttl() -> None:
+            docs = render(chart, {"tests": {"enabled": False}})
+            assert not [d for d in docs if "helm.sh/hook" in d["metadata"].get("annotations", {})], "no hook"
+            docs = render(chart, {"minTtl": "5m", "mode": "cronjob", "cronjob": {"args": ["--gateway=http://g:9091"]}})
+            assert test_hook_policies(docs) == [], "no policies"
+            pod = one(of_kind(docs, "Pod"), "Pod")
+            assert "--min-ttl=5m" in pod["spec"]["containers"][0]["args"], "the controller's floor"
+
+        checks.check("helm test hook: off with tests.enabled false; validates with minTtl, in cronjob mode too",
+                     test_hook_off_and_min_ttl)
 
         def typo_policy_refused() -> None:
             bad = {"apiVersion": "pgw-janitor.dev/v1alpha1", "kind": "PushgatewayRetention",

@@ -1,24 +1,29 @@
-//! The one-node cluster of tests/node.rs and what its test does with it: `kubectl`, `helm`, the
-//! gateway's manifests, pushes and reads of a gateway.
+//! The one-node cluster of tests/node.rs and what its scenarios do with it: `kubectl`, `helm`,
+//! namespaces, the gateways' manifests, pushes and reads of a gateway.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::common::k8s::repo_root;
 use crate::common::run_bounded;
 
-/// The namespaces this test makes: the gateway's and the janitor's.
-pub const GATEWAYS: &str = "gateways";
-pub const JANITOR: &str = "janitor";
-pub const RELEASE: &str = "pgwj";
+/// The pod range of `scripts/kube-testcluster.sh` (its default) and the Service range of
+/// kube-testserver: what the chart's `allowedTargets` admits in these tests.
+pub const POD_CIDR: &str = "10.244.0.0/24";
+pub const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// The bridge's own address in the pod range: this machine, as the pods reach it.
+pub const BRIDGE_IP: &str = "10.244.0.1";
 
 /// A cluster started by `scripts/kube-testcluster.sh start` in a temp dir; stopped on drop. The
 /// dir is removed only when stop succeeded: otherwise it is what a `stop` by hand needs.
 pub struct Node {
     pub dir: Option<tempfile::TempDir>,
+    /// The namespaces the running scenario made; deleted when it ends.
+    namespaces: Mutex<Vec<String>>,
 }
 
 impl Node {
@@ -27,7 +32,10 @@ impl Node {
             .prefix("pgw-test-node-")
             .tempdir()
             .expect("temp dir");
-        let node = Node { dir: Some(dir) };
+        let node = Node {
+            dir: Some(dir),
+            namespaces: Mutex::new(Vec::new()),
+        };
         let out = node.script("start", Duration::from_secs(600));
         assert!(
             out.status.success(),
@@ -49,6 +57,56 @@ impl Node {
             .arg(cmd)
             .arg(self.path());
         run_bounded(c, timeout)
+    }
+
+    /// Creates namespace `name` for the running scenario; [`Node::drop_namespaces`] deletes it.
+    pub fn namespace(&self, name: &str) {
+        self.namespaces.lock().unwrap().push(name.to_string());
+        self.kubectl(&["create", "namespace", name]);
+    }
+
+    /// Deletes the running scenario's namespaces (its releases, pods and policies with them),
+    /// waiting until they are gone so the next scenario starts on a quiet node.
+    pub fn drop_namespaces(&self) {
+        let names = std::mem::take(&mut *self.namespaces.lock().unwrap());
+        if names.is_empty() {
+            return;
+        }
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig").arg(self.kubeconfig());
+        c.args([
+            "delete",
+            "namespace",
+            "--ignore-not-found",
+            "--timeout=120s",
+        ]);
+        c.args(&names);
+        let out = run_bounded(c, Duration::from_secs(150));
+        if !out.status.success() {
+            eprintln!(
+                "deleting namespaces {names:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// The chart's CRD, for scenarios that install the chart with `crds.install: false` (the
+    /// first scenario's release installed it and `helm uninstall` keeps it; made from crds/ when
+    /// that scenario did not get so far).
+    pub fn ensure_crd(&self) {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig").arg(self.kubeconfig());
+        c.args(["get", "crd", "pushgatewayretentions.pgw-janitor.dev"]);
+        if !run_bounded(c, Duration::from_secs(30)).status.success() {
+            let crd = repo_root().join("crds/pushgatewayretentions.pgw-janitor.dev.yaml");
+            self.kubectl_stdin(&["create"], Some(&crd));
+        }
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/pushgatewayretentions.pgw-janitor.dev",
+            "--timeout=60s",
+        ]);
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -89,6 +147,38 @@ impl Node {
         serde_json::from_str(&self.kubectl(&a)).expect("kubectl -o json prints JSON")
     }
 
+    /// `ctr -n k8s.io ARGS` against the cluster's containerd; panics unless it succeeds.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.path().join("containerd/containerd.sock"))
+            .args(["-n", "k8s.io"])
+            .args(args);
+        let out = run_bounded(c, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "ctr {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl get ARGS -o json`, or None when kubectl fails (e.g. the object is not there yet).
+    pub fn try_get(&self, args: &[&str]) -> Option<Value> {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("get")
+            .args(args);
+        c.args(["-o", "json"]);
+        let out = run_bounded(c, Duration::from_secs(60));
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
     /// The host PID of a container's process, from containerd (`ctr task ls`).
     pub fn task_pid(&self, container_id: &str) -> u32 {
         let mut c = Command::new("ctr");
@@ -118,7 +208,7 @@ impl Node {
                 tail.join("\n")
             );
         }
-        for ns in [GATEWAYS, JANITOR] {
+        for ns in self.namespaces.lock().unwrap().iter() {
             let mut c = Command::new("kubectl");
             c.arg("--kubeconfig").arg(self.kubeconfig());
             c.args([
@@ -175,67 +265,26 @@ pub fn pod_ready(pod: &Value) -> bool {
     })
 }
 
-/// The Pushgateway of target/test-deps/bin (the image `start` made of it) as a Deployment behind a
-/// Service, as the prometheus-community chart lays it out; no persistence.
-pub fn gateway_manifests(version: &str) -> Value {
-    let labels = json!({"app.kubernetes.io/name": "prometheus-pushgateway"});
-    json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "pushgateway", "namespace": GATEWAYS},
-         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-           "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
-             "name": "pushgateway",
-             "image": format!("localhost/kube-testcluster/pushgateway:{version}"),
-             "imagePullPolicy": "Never",
-             "args": ["--web.listen-address=:9091", "--persistence.file="],
-             "ports": [{"name": "http", "containerPort": 9091}],
-             "readinessProbe": {"httpGet": {"path": "/-/ready", "port": 9091}, "periodSeconds": 2}
-           }]}}}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "pushgateway", "namespace": GATEWAYS, "labels": labels},
-         "spec": {"selector": labels, "ports": [{"name": "http", "port": 9091, "targetPort": 9091}]}}
-    ]})
-}
-
-pub async fn push(client: &reqwest::Client, base: &str, job: &str) {
-    let resp = client
-        .put(format!("{base}metrics/job/{job}"))
-        .body("node_test_value 1\n")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("push of job {job} to {base}: {e}"));
-    assert!(
-        resp.status().is_success(),
-        "push of job {job} to {base}: {}",
-        resp.status()
-    );
-}
-
-/// The `job` labels of the groups the gateway holds.
-pub async fn jobs(client: &reqwest::Client, base: &str) -> Vec<String> {
-    let v: Value = client
-        .get(format!("{base}api/v1/metrics"))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("GET {base}api/v1/metrics: {e}"))
-        .json()
-        .await
-        .expect("the gateway's API answers JSON");
-    let mut jobs: Vec<String> = v["data"]
-        .as_array()
-        .expect("data is an array")
-        .iter()
-        .filter_map(|g| g["labels"]["job"].as_str().map(String::from))
-        .collect();
-    jobs.sort();
-    jobs
-}
-
 /// `helm ARGS` (the real Helm 4 CLI) against the cluster; panics with its output unless it
-/// succeeds.
-pub fn helm(node: &Node, args: &[&str]) {
-    let helm = repo_root().join("target/test-deps/bin/helm");
+/// succeeds. Returns its stdout.
+pub fn helm(node: &Node, args: &[&str]) -> String {
+    let out = helm_output(node, args);
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `helm ARGS` against the cluster, whatever its outcome.
+pub fn helm_output(node: &Node, args: &[&str]) -> std::process::Output {
+    // PGW_JANITOR_TEST_HELM: another helm binary (e.g. a Helm 3), to check the chart with it.
+    let helm = std::env::var_os("PGW_JANITOR_TEST_HELM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-deps/bin/helm"));
     assert!(
         helm.is_file(),
         "no {}: `bash scripts/test-deps.sh helm` builds it",
@@ -249,33 +298,44 @@ pub fn helm(node: &Node, args: &[&str]) {
         .env("HELM_CACHE_HOME", node.path().join("helm/cache"))
         .env("HELM_CONFIG_HOME", node.path().join("helm/config"))
         .env("HELM_DATA_HOME", node.path().join("helm/data"));
-    let out = run_bounded(c, Duration::from_secs(180));
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_bounded(c, Duration::from_secs(240))
 }
 
-/// `helm install` of the chart from this checkout with `values`, into the janitor's namespace.
-pub fn helm_install(node: &Node, values: &Value) {
-    let values_file = node.path().join("values.json");
+/// `helm install` (or `upgrade`, the verb) of the chart from this checkout as `release` with
+/// `values`, into namespace `ns` (which the scenario made).
+pub fn helm_chart(node: &Node, verb: &str, release: &str, ns: &str, values: &Value) -> String {
+    let values_file = node.path().join(format!("values-{release}.json"));
     std::fs::write(&values_file, values.to_string()).expect("write values");
     let chart = repo_root().join("charts/pushgateway-janitor");
     let values_arg = values_file.display().to_string();
     helm(
         node,
         &[
-            "install",
-            RELEASE,
+            verb,
+            release,
             chart.to_str().expect("a UTF-8 path"),
             "--namespace",
-            JANITOR,
-            "--create-namespace",
+            ns,
             "--values",
             &values_arg,
         ],
-    );
+    )
+}
+
+/// The pods in `ns` with label `app.kubernetes.io/name=NAME`, not being deleted.
+pub fn pods(node: &Node, ns: &str, name: &str) -> Vec<Value> {
+    let list = node.get(&[
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        &format!("app.kubernetes.io/name={name}"),
+    ]);
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+        .collect()
 }
