@@ -48,7 +48,7 @@ system_deps() {
   command -v conntrack >/dev/null || need+=(conntrack)
   command -v iptables >/dev/null || need+=(iptables)
   # The image: built and run without a registry, with runc (crun fails on hybrid cgroups here);
-  # shellcheck for actionlint.
+  # actionlint runs shellcheck over the workflows' scripts.
   local tool
   for tool in podman buildah runc skopeo shellcheck; do
     command -v "$tool" >/dev/null || need+=("$tool")
@@ -204,7 +204,7 @@ stamp_of() {
   local name=$1 id=${1//-/_}
   {
     declare -f "version_$id" "build_$id" prom_version_ldflags kube_version_ldflags modver modrev
-    (cd "tools/$name" && shopt -s nullglob && sha256sum go.mod go.sum *.go)
+    (cd "tools/$name" && shopt -s nullglob && sha256sum -- go.mod go.sum *.go)
   } | sha256sum | cut -d' ' -f1
 }
 
