@@ -4,7 +4,8 @@
 //! never panic, and must refuse bad input with a clear error naming what is wrong.
 //! (The streaming reader of `/api/v1/metrics` is fuzzed in `src/gateway/read/fuzz.rs`.)
 //!
-//! Short by default for CI; a longer run: `PGW_JANITOR_FUZZ_CASES=20000 cargo test --test fuzz_inputs`.
+//! Short by default for CI; a longer run:
+//! `PGW_JANITOR_FUZZ_CASES=20000 cargo test --test offline fuzz_inputs::`.
 
 use std::path::Path;
 use std::time::Duration;
