@@ -1,7 +1,8 @@
 //! Property tests over arbitrary and mutated bodies (issue #11, "bad input, fuzzed"): the reader
 //! never panics, fails with a clear error that says where, and keeps no more than the input holds.
-//! Each body is also read by plain serde_json, whole, into a document ([`agrees_with_serde_json`]): the reader
-//! accepts exactly the JSON of the answer's shape and keeps the grouping keys that document holds.
+//! Each body is also read whole by plain serde_json into a document, and the reader must accept
+//! exactly the JSON of the answer's shape and keep the grouping keys it holds
+//! ([`agrees_with_serde_json`], with its one exception).
 //! Seeds are real `GET /api/v1/metrics` bodies from Pushgateway 1.5.1 and 1.11.3 in
 //! `tests/corpus/metrics/` (captured by `scripts/capture-corpus.sh`).
 //!
