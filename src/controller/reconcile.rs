@@ -28,6 +28,10 @@ use crate::schedule::{until, Due};
 use crate::sweep;
 use crate::{Error, Result};
 
+#[path = "reconcile_decide.rs"]
+mod decide;
+use decide::{decide, Decision};
+
 /// Never requeue sooner than this: a sweep longer than its interval must not spin.
 const MIN_REQUEUE: Duration = Duration::from_secs(1);
 
@@ -227,78 +231,6 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
     }
 }
 
-/// What a reconcile decided before it touches a gateway.
-enum Decision {
-    /// Not swept: write `status` where it differs from the one read, publish `event`, answer.
-    Settle {
-        status: PushgatewayRetentionStatus,
-        event: Option<Event>,
-        outcome: Reconciled,
-    },
-    /// Due: sweep now.
-    Sweep {
-        checked: Box<CheckedPolicy>,
-        due: Due,
-    },
-}
-
-/// The spec, suspension, schedule and backoff, decided from what was read: the policy and its
-/// status, this process's memory of its last sweep, its backoff (`retry_in`) and the clock. No IO.
-fn decide(
-    obj: &PushgatewayRetention,
-    checked: Result<CheckedPolicy>,
-    prev: &PushgatewayRetentionStatus,
-    remembered: Option<&LastSwept>,
-    retry_in: Option<Duration>,
-    now: Timestamp,
-) -> Result<Decision> {
-    let generation = obj.metadata.generation;
-    let settle = |status, event, outcome| Decision::Settle {
-        status,
-        event,
-        outcome,
-    };
-    let checked = match checked {
-        Ok(checked) => checked,
-        Err(e) => {
-            let new = status::spec_invalid(prev, &e.public(), generation, now);
-            let ev = condition_changed(prev, &new, SPEC_INVALID)
-                .then(|| event(EventType::Warning, "InvalidSpec", "Check", e.public()));
-            return Ok(settle(new, ev, Reconciled::SpecInvalid));
-        }
-    };
-    if checked.suspend {
-        let new = status::suspended(prev, generation, now);
-        return Ok(settle(new, None, Reconciled::Suspended));
-    }
-    let last_sweep = prev
-        .last_sweep
-        .as_ref()
-        .and_then(|l| l.start_time.parse::<Timestamp>().ok())
-        .max(remembered.map(|r| r.started));
-    let anchor = obj
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(now, |t| t.0);
-    // A changed spec sweeps at once; the status (or this process's memory) says which
-    // generation it last acted on.
-    let force = prev.observed_generation != generation && remembered.is_none();
-    let due = checked.cadence.due(last_sweep, anchor, now, force)?;
-    if !due.sweep_now {
-        let new = status::waiting(prev, generation, due.next_check, due.next_tick, now);
-        let after = until(now, due.next_check).max(MIN_REQUEUE);
-        return Ok(settle(new, None, Reconciled::NotDue { after }));
-    }
-    match retry_in.filter(|_| !force) {
-        Some(after) => Ok(settle(prev.clone(), None, Reconciled::BackingOff { after })),
-        None => Ok(Decision::Sweep {
-            checked: Box::new(checked),
-            due,
-        }),
-    }
-}
-
 /// A due policy: its replicas found, swept through the engine, and what happened said in
 /// status, events and metrics.
 async fn sweep_now(
@@ -485,7 +417,3 @@ async fn publish(ctx: &Context, obj: &PushgatewayRetention, ev: Event) {
 #[cfg(test)]
 #[path = "reconcile_prepare_tests.rs"]
 mod prepare_tests;
-
-#[cfg(test)]
-#[path = "reconcile_decide_tests.rs"]
-mod decide_tests;

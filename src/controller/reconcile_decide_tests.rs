@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::crd::{LastSweep, PushgatewayRetentionSpec};
+use crate::policy;
 
 const GENERATION: i64 = 3;
 
