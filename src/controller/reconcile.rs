@@ -30,7 +30,7 @@ use crate::{Error, Result};
 
 #[path = "reconcile_decide.rs"]
 mod decide;
-use decide::{decide, Decision};
+use decide::{decide, Decision, Settle};
 
 /// Never requeue sooner than this: a sweep longer than its interval must not spin.
 const MIN_REQUEUE: Duration = Duration::from_secs(1);
@@ -206,11 +206,12 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         now,
     )?;
     match decided {
-        Decision::Settle {
-            status,
-            event,
-            outcome,
-        } => {
+        Decision::Settle(settle) => {
+            let Settle {
+                status,
+                event,
+                outcome,
+            } = *settle;
             if outcome == Reconciled::SpecInvalid {
                 ctx.metrics.record_spec_invalid(&labels(obj));
             }

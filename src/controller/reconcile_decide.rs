@@ -16,17 +16,20 @@ use crate::Result;
 
 /// What a reconcile decided before it touches a gateway.
 pub(super) enum Decision {
-    /// Not swept: write `status` where it differs from the one read, publish `event`, answer.
-    Settle {
-        status: PushgatewayRetentionStatus,
-        event: Option<Event>,
-        outcome: Reconciled,
-    },
+    /// Not swept.
+    Settle(Box<Settle>),
     /// Due: sweep now.
     Sweep {
         checked: Box<CheckedPolicy>,
         due: Due,
     },
+}
+
+/// Write `status` where it differs from the one read, publish `event`, answer `outcome`.
+pub(super) struct Settle {
+    pub status: PushgatewayRetentionStatus,
+    pub event: Option<Event>,
+    pub outcome: Reconciled,
 }
 
 /// The spec, suspension, schedule and backoff, decided from what was read: the policy and its
@@ -40,10 +43,12 @@ pub(super) fn decide(
     now: Timestamp,
 ) -> Result<Decision> {
     let generation = obj.metadata.generation;
-    let settle = |status, event, outcome| Decision::Settle {
-        status,
-        event,
-        outcome,
+    let settle = |status, event, outcome| {
+        Decision::Settle(Box::new(Settle {
+            status,
+            event,
+            outcome,
+        }))
     };
     let checked = match checked {
         Ok(checked) => checked,

@@ -43,7 +43,7 @@ fn swept_ago(now: Timestamp, ago: jiff::SignedDuration) -> PushgatewayRetentionS
 
 fn outcome(decision: &Decision) -> Option<&Reconciled> {
     match decision {
-        Decision::Settle { outcome, .. } => Some(outcome),
+        Decision::Settle(settle) => Some(&settle.outcome),
         Decision::Sweep { .. } => None,
     }
 }
@@ -55,21 +55,21 @@ fn a_refused_spec_is_said_once_in_status_and_event_and_never_swept() {
         policy(serde_json::json!({"static": {"urls": ["http://10.0.0.1:9091"]}, "ttl": "1s"}));
     let prev = PushgatewayRetentionStatus::default();
     let first = decide(&obj, check(&obj), &prev, None, None, now).unwrap();
-    let Decision::Settle {
+    let Decision::Settle(settle) = first else {
+        panic!("a refused spec is not swept");
+    };
+    let Settle {
         status,
         event,
         outcome,
-    } = first
-    else {
-        panic!("a refused spec is not swept");
-    };
+    } = *settle;
     assert_eq!(outcome, Reconciled::SpecInvalid);
     let invalid = status.conditions.iter().find(|c| c.type_ == SPEC_INVALID);
     assert_eq!(invalid.map(|c| c.status.as_str()), Some("True"));
     assert_eq!(event.map(|e| e.reason), Some("InvalidSpec".to_string()));
     // The status it wrote comes back: nothing new to say.
     let again = decide(&obj, check(&obj), &status, None, None, now).unwrap();
-    assert!(matches!(again, Decision::Settle { event: None, .. }));
+    assert!(matches!(&again, Decision::Settle(s) if s.event.is_none()));
 }
 
 #[test]
