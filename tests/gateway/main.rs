@@ -4,7 +4,7 @@
 //! Prometheus 3 (`PGW_JANITOR_TEST_PUSHGATEWAY`, `PGW_JANITOR_TEST_PROMETHEUS`): a test that
 //! starts a `TestGateway` or a `TestPrometheus` belongs here, so that both versions run it.
 //! `gateway_faults` (a raw-HTTP stand-in for faults a gateway cannot produce) sits with the
-//! gateway client it tests; it runs in a second.
+//! gateway client it tests; it takes seconds.
 //!
 //! One binary instead of one per file: each test binary links the crate and the harness, which
 //! was most of a cold `cargo test` on two cores. Tests of one binary share a process: nothing
