@@ -7,7 +7,7 @@
 # superseded copies of the live job and expired groups of an abandoned one. Then the same again
 # with `controller` on a real Kubernetes API server (scripts/kube-testserver.sh), the policies
 # applied with kubectl. A benchmark, not a test: it prints a table per front door and asserts
-# nothing (tests/soak_short.rs asserts what is deterministic). SOAK_MODES="run" runs one half.
+# nothing (tests/gateway/soak_short.rs asserts what is deterministic). SOAK_MODES="run" runs one half.
 #
 #   bash scripts/soak.sh                          # 200 groups, 5.5 s period, 300 s: > 10 000 pushes
 #   SOAK_SECONDS=30 SOAK_GROUPS=50 bash scripts/soak.sh    # a quick look

@@ -8,7 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
@@ -58,29 +58,10 @@ struct CategoryLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-pub struct Metrics {
-    registry: Registry,
-    deleted: Family<ReasonLabels, Counter>,
-    would_delete: Family<ReasonLabels, Counter>,
-    delete_attempts: Family<PolicyLabels, Counter>,
-    delete_errors: Family<PolicyLabels, Counter>,
-    sweeps: Family<ResultLabels, Counter>,
-    sweep_duration: Family<PolicyLabels, Histogram>,
-    last_success: Family<PolicyLabels, FloatGauge>,
-    replicas: Family<StateLabels, Gauge>,
-    guard_trips: Family<PolicyLabels, Counter>,
-    discovery_refused: Family<PolicyLabels, Counter>,
-    reconcile_errors: Family<CategoryLabels, Counter>,
-    // No labels; a family, so the series exist only once `run` has loaded its policies (the
-    // controller has no configuration files and shows none).
-    reload_ok: Family<Vec<(String, String)>, Gauge>,
-    reload_success_time: Family<Vec<(String, String)>, FloatGauge>,
-    actions: Family<OutcomeLabels, Counter>,
-    last_result: Family<ResultLabels, Gauge>,
-    unreadable_sweeps: Family<PolicyLabels, Gauge>,
-    /// Per policy, per replica (its redacted URL, never a label): consecutive sweeps it could not
-    /// be read in. Only the longest run per policy is exported.
-    unreadable_streaks: Mutex<HashMap<PolicyLabels, HashMap<String, i64>>>,
+/// Registers `metric` under `name` (after the prefix) and gives it back to be kept.
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// Every value `pgw_janitor_sweeps_total` and `pgw_janitor_last_sweep_result` take in `result`.
@@ -92,6 +73,18 @@ pub const SWEEP_RESULTS: [&str; 5] = [
     "spec_invalid",
 ];
 
+/// Every metric of the janitor, registered per concern (each concern's `register` names its
+/// metrics, the way controller-rs registers its `ReconcileMetrics`); `record_*` take what a front
+/// door knows (a report, a reload, an error) and hand each concern its part.
+pub struct Metrics {
+    registry: Registry,
+    deletes: DeleteMetrics,
+    sweeps: SweepMetrics,
+    replicas: ReplicaMetrics,
+    config: ConfigMetrics,
+    reconcile_errors: Family<CategoryLabels, Counter>,
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -101,143 +94,118 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("pgw_janitor");
-        let m = Metrics {
-            deleted: Family::default(),
-            would_delete: Family::default(),
-            delete_attempts: Family::default(),
-            delete_errors: Family::default(),
-            sweeps: Family::default(),
-            sweep_duration: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.01, 2.0, 16))
-            }),
-            last_success: Family::default(),
-            replicas: Family::default(),
-            guard_trips: Family::default(),
-            discovery_refused: Family::default(),
-            reconcile_errors: Family::default(),
-            reload_ok: Family::default(),
-            reload_success_time: Family::default(),
-            actions: Family::default(),
-            last_result: Family::default(),
-            unreadable_sweeps: Family::default(),
-            unreadable_streaks: Mutex::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "groups_deleted",
-            "Groups deleted and confirmed gone, by policy and reason",
-            m.deleted.clone(),
-        );
-        registry.register(
-            "groups_would_delete",
-            "Groups a dry run would have deleted, by policy and reason",
-            m.would_delete.clone(),
-        );
-        registry.register(
-            "delete_attempts",
-            "DELETE or wipe requests sent",
-            m.delete_attempts.clone(),
-        );
-        registry.register(
-            "delete_errors",
-            "Deletes that failed or stayed unconfirmed",
-            m.delete_errors.clone(),
-        );
-        registry.register(
-            "sweeps",
-            "Sweeps by result: ok, replica_failed, guard_tripped, discovery_failed, spec_invalid",
-            m.sweeps.clone(),
-        );
-        registry.register(
-            "sweep_duration_seconds",
-            "Duration of a sweep",
-            m.sweep_duration.clone(),
-        );
-        registry.register(
-            "last_success_timestamp_seconds",
-            "Unix time of the last sweep that handled every replica",
-            m.last_success.clone(),
-        );
-        registry.register(
-            "replicas",
-            "Replicas seen in the last sweep, by state (ok, failed)",
-            m.replicas.clone(),
-        );
-        registry.register(
-            "guard_trips",
-            "Sweeps aborted by a guard",
-            m.guard_trips.clone(),
-        );
-        registry.register(
-            "discovery_refused",
-            "Replica candidates discovery refused and never contacted: up series with no scrape \
-             target behind them (pushed up samples), addresses outside the allow-list",
-            m.discovery_refused.clone(),
-        );
-        registry.register(
-            "config_last_reload_successful",
-            "Whether the last load of the policy files succeeded (run --policies), as Prometheus \
-             names it",
-            m.reload_ok.clone(),
-        );
-        registry.register(
-            "config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful load of the policy files (run --policies)",
-            m.reload_success_time.clone(),
-        );
-        registry.register(
+        let deletes = DeleteMetrics::register(&mut registry);
+        let sweeps = SweepMetrics::register(&mut registry);
+        let replicas = ReplicaMetrics::register(&mut registry);
+        let config = ConfigMetrics::register(&mut registry);
+        let reconcile_errors = add(
+            &mut registry,
             "reconcile_errors",
             "Reconcile errors by category",
-            m.reconcile_errors.clone(),
+            Family::default(),
         );
-        registry.register(
-            "actions",
-            "Every planned group action, by policy, reason and outcome: deleted, repushed, \
-             unconfirmed, failed, kept, aborted, would-delete",
-            m.actions.clone(),
-        );
-        registry.register(
-            "last_sweep_result",
-            "1 for the result of the policy's last sweep (or spec check), 0 for the other results",
-            m.last_result.clone(),
-        );
-        registry.register(
-            "replica_unreadable_sweeps",
-            "Consecutive sweeps the policy's most troubled replica could not be read in (0: every \
-             replica was read in the last sweep)",
-            m.unreadable_sweeps.clone(),
-        );
-        registry.register(
-            "build",
-            "Build information",
-            Info::new(vec![(
-                "version".to_string(),
-                env!("CARGO_PKG_VERSION").to_string(),
-            )]),
-        );
-        Metrics { registry, ..m }
+        let version = ("version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+        registry.register("build", "Build information", Info::new(vec![version]));
+        Metrics {
+            registry,
+            deletes,
+            sweeps,
+            replicas,
+            config,
+            reconcile_errors,
+        }
     }
 
     /// Records one sweep's report. `now` is the Unix time the sweep ended.
     pub fn record_sweep(&self, policy: &PolicyLabels, report: &SweepReport, now: f64) {
-        let with = |extra: &str| {
-            (
-                policy.namespace.clone(),
-                policy.policy.clone(),
-                extra.to_string(),
-            )
-        };
-        if !report.refused.is_empty() {
-            self.discovery_refused
-                .get_or_create(policy)
-                .inc_by(report.refused.len() as u64);
+        self.deletes.record(policy, report);
+        self.replicas.record(policy, report);
+        self.sweeps.record(policy, report, now);
+    }
+
+    /// A policy whose spec was refused: counted, never swept.
+    pub fn record_spec_invalid(&self, policy: &PolicyLabels) {
+        self.sweeps.count(policy, "spec_invalid");
+    }
+
+    pub fn record_reconcile_error(&self, category: &'static str) {
+        let category = category.to_string();
+        self.reconcile_errors
+            .get_or_create(&CategoryLabels { category })
+            .inc();
+    }
+
+    /// One load of the policy files: whether it succeeded, at Unix time `now`.
+    pub fn record_reload(&self, ok: bool, now: f64) {
+        self.config.record(ok, now);
+    }
+
+    /// A deleted policy: its gauges go, so no stale "last success" lingers.
+    pub fn forget(&self, policy: &PolicyLabels) {
+        self.sweeps.forget(policy);
+        self.replicas.forget(policy);
+    }
+
+    /// OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("encoding to a String cannot fail");
+        out
+    }
+}
+
+/// What was done to groups: deletes sent, confirmed, failed, and every planned action.
+struct DeleteMetrics {
+    deleted: Family<ReasonLabels, Counter>,
+    would_delete: Family<ReasonLabels, Counter>,
+    attempts: Family<PolicyLabels, Counter>,
+    errors: Family<PolicyLabels, Counter>,
+    actions: Family<OutcomeLabels, Counter>,
+}
+
+impl DeleteMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        DeleteMetrics {
+            deleted: add(
+                registry,
+                "groups_deleted",
+                "Groups deleted and confirmed gone, by policy and reason",
+                Family::default(),
+            ),
+            would_delete: add(
+                registry,
+                "groups_would_delete",
+                "Groups a dry run would have deleted, by policy and reason",
+                Family::default(),
+            ),
+            attempts: add(
+                registry,
+                "delete_attempts",
+                "DELETE or wipe requests sent",
+                Family::default(),
+            ),
+            errors: add(
+                registry,
+                "delete_errors",
+                "Deletes that failed or stayed unconfirmed",
+                Family::default(),
+            ),
+            actions: add(
+                registry,
+                "actions",
+                "Every planned group action, by policy, reason and outcome: deleted, repushed, \
+                 unconfirmed, failed, kept, aborted, would-delete",
+                Family::default(),
+            ),
         }
+    }
+
+    fn record(&self, policy: &PolicyLabels, report: &SweepReport) {
         for action in &report.actions {
-            let (namespace, name, reason) = with(action.reason.as_str());
             let labels = ReasonLabels {
-                namespace,
-                policy: name,
-                reason,
+                namespace: policy.namespace.clone(),
+                policy: policy.policy.clone(),
+                reason: action.reason.as_str().to_string(),
             };
             self.actions
                 .get_or_create(&OutcomeLabels {
@@ -257,12 +225,38 @@ impl Metrics {
                 _ => {}
             }
             if action.sent() {
-                self.delete_attempts.get_or_create(policy).inc();
+                self.attempts.get_or_create(policy).inc();
             }
             if matches!(action.outcome, Outcome::Unconfirmed | Outcome::Failed) {
-                self.delete_errors.get_or_create(policy).inc();
+                self.errors.get_or_create(policy).inc();
             }
         }
+    }
+}
+
+/// Sweeps: how each ended, how long it took, when one last handled every replica.
+struct SweepMetrics {
+    sweeps: Family<ResultLabels, Counter>,
+    duration: Family<PolicyLabels, Histogram>,
+    last_success: Family<PolicyLabels, FloatGauge>,
+    guard_trips: Family<PolicyLabels, Counter>,
+    last_result: Family<ResultLabels, Gauge>,
+}
+
+impl SweepMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        SweepMetrics {
+            sweeps: add(registry, "sweeps", "Sweeps by result: ok, replica_failed, guard_tripped, discovery_failed, spec_invalid", Family::default()),
+            duration: add(registry, "sweep_duration_seconds", "Duration of a sweep", Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.01, 2.0, 16))
+            })),
+            last_success: add(registry, "last_success_timestamp_seconds", "Unix time of the last sweep that handled every replica", Family::default()),
+            guard_trips: add(registry, "guard_trips", "Sweeps aborted by a guard", Family::default()),
+            last_result: add(registry, "last_sweep_result", "1 for the result of the policy's last sweep (or spec check), 0 for the other results", Family::default()),
+        }
+    }
+
+    fn record(&self, policy: &PolicyLabels, report: &SweepReport, now: f64) {
         let result = if report.summary.guard.is_some() {
             self.guard_trips.get_or_create(policy).inc();
             "guard_tripped"
@@ -274,23 +268,90 @@ impl Metrics {
             self.last_success.get_or_create(policy).set(now);
             "ok"
         };
-        self.count_sweep(policy, result);
-        self.sweep_duration
+        self.count(policy, result);
+        self.duration
             .get_or_create(policy)
             .observe(report.duration_seconds);
+    }
+
+    fn count(&self, policy: &PolicyLabels, result: &str) {
+        for r in SWEEP_RESULTS {
+            self.last_result
+                .get_or_create(&result_labels(policy, r))
+                .set(i64::from(r == result));
+        }
+        self.sweeps
+            .get_or_create(&result_labels(policy, result))
+            .inc();
+    }
+
+    fn forget(&self, policy: &PolicyLabels) {
+        self.last_success.remove(policy);
+        for result in SWEEP_RESULTS {
+            self.last_result.remove(&result_labels(policy, result));
+        }
+    }
+}
+
+fn result_labels(policy: &PolicyLabels, result: &str) -> ResultLabels {
+    ResultLabels {
+        namespace: policy.namespace.clone(),
+        policy: policy.policy.clone(),
+        result: result.to_string(),
+    }
+}
+
+/// The replicas behind a policy: found, refused by discovery, read or not.
+struct ReplicaMetrics {
+    replicas: Family<StateLabels, Gauge>,
+    discovery_refused: Family<PolicyLabels, Counter>,
+    unreadable_sweeps: Family<PolicyLabels, Gauge>,
+    /// Per policy, per replica (its redacted URL, never a label): consecutive sweeps it could not
+    /// be read in. Only the longest run per policy is exported.
+    unreadable_streaks: Mutex<HashMap<PolicyLabels, HashMap<String, i64>>>,
+}
+
+impl ReplicaMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        ReplicaMetrics {
+            replicas: add(
+                registry,
+                "replicas",
+                "Replicas seen in the last sweep, by state (ok, failed)",
+                Family::default(),
+            ),
+            discovery_refused: add(
+                registry,
+                "discovery_refused",
+                "Replica candidates discovery refused and never contacted: up series with no \
+                 scrape target behind them (pushed up samples), addresses outside the allow-list",
+                Family::default(),
+            ),
+            unreadable_sweeps: add(
+                registry,
+                "replica_unreadable_sweeps",
+                "Consecutive sweeps the policy's most troubled replica could not be read in (0: \
+                 every replica was read in the last sweep)",
+                Family::default(),
+            ),
+            unreadable_streaks: Mutex::default(),
+        }
+    }
+
+    fn record(&self, policy: &PolicyLabels, report: &SweepReport) {
+        if !report.refused.is_empty() {
+            self.discovery_refused
+                .get_or_create(policy)
+                .inc_by(report.refused.len() as u64);
+        }
         let failed = report
             .replicas
             .iter()
             .filter(|r| r.state == ReplicaState::Failed)
             .count();
         for (state, n) in [("ok", report.replicas.len() - failed), ("failed", failed)] {
-            let (namespace, name, state) = with(state);
             self.replicas
-                .get_or_create(&StateLabels {
-                    namespace,
-                    policy: name,
-                    state,
-                })
+                .get_or_create(&state_labels(policy, state))
                 .set(n as i64);
         }
         self.record_unreadable(policy, report);
@@ -318,75 +379,57 @@ impl Metrics {
         self.unreadable_sweeps.get_or_create(policy).set(longest);
     }
 
-    /// A policy whose spec was refused: counted, never swept.
-    pub fn record_spec_invalid(&self, policy: &PolicyLabels) {
-        self.count_sweep(policy, "spec_invalid");
-    }
-
-    fn count_sweep(&self, policy: &PolicyLabels, result: &str) {
-        for r in SWEEP_RESULTS {
-            self.last_result
-                .get_or_create(&ResultLabels {
-                    namespace: policy.namespace.clone(),
-                    policy: policy.policy.clone(),
-                    result: r.to_string(),
-                })
-                .set(i64::from(r == result));
-        }
-        self.sweeps
-            .get_or_create(&ResultLabels {
-                namespace: policy.namespace.clone(),
-                policy: policy.policy.clone(),
-                result: result.to_string(),
-            })
-            .inc();
-    }
-
-    pub fn record_reconcile_error(&self, category: &'static str) {
-        self.reconcile_errors
-            .get_or_create(&CategoryLabels {
-                category: category.to_string(),
-            })
-            .inc();
-    }
-
-    /// One load of the policy files: whether it succeeded, at Unix time `now`.
-    pub fn record_reload(&self, ok: bool, now: f64) {
-        self.reload_ok.get_or_create(&vec![]).set(i64::from(ok));
-        if ok {
-            self.reload_success_time.get_or_create(&vec![]).set(now);
-        }
-    }
-
-    /// A deleted policy: its gauges go, so no stale "last success" lingers.
-    pub fn forget(&self, policy: &PolicyLabels) {
-        self.last_success.remove(policy);
+    fn forget(&self, policy: &PolicyLabels) {
         self.unreadable_sweeps.remove(policy);
         self.unreadable_streaks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(policy);
-        for result in SWEEP_RESULTS {
-            self.last_result.remove(&ResultLabels {
-                namespace: policy.namespace.clone(),
-                policy: policy.policy.clone(),
-                result: result.to_string(),
-            });
-        }
         for state in ["ok", "failed"] {
-            self.replicas.remove(&StateLabels {
-                namespace: policy.namespace.clone(),
-                policy: policy.policy.clone(),
-                state: state.to_string(),
-            });
+            self.replicas.remove(&state_labels(policy, state));
+        }
+    }
+}
+
+fn state_labels(policy: &PolicyLabels, state: &str) -> StateLabels {
+    StateLabels {
+        namespace: policy.namespace.clone(),
+        policy: policy.policy.clone(),
+        state: state.to_string(),
+    }
+}
+
+/// The policy files of `run --policies`. No labels; families, so the series exist only once
+/// `run` has loaded its policies (the controller has no configuration files and shows none).
+struct ConfigMetrics {
+    reload_ok: Family<Vec<(String, String)>, Gauge>,
+    reload_success_time: Family<Vec<(String, String)>, FloatGauge>,
+}
+
+impl ConfigMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        ConfigMetrics {
+            reload_ok: add(
+                registry,
+                "config_last_reload_successful",
+                "Whether the last load of the policy files succeeded (run --policies), as \
+                 Prometheus names it",
+                Family::default(),
+            ),
+            reload_success_time: add(
+                registry,
+                "config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful load of the policy files (run --policies)",
+                Family::default(),
+            ),
         }
     }
 
-    /// OpenMetrics text.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        encode(&mut out, &self.registry).expect("encoding to a String cannot fail");
-        out
+    fn record(&self, ok: bool, now: f64) {
+        self.reload_ok.get_or_create(&vec![]).set(i64::from(ok));
+        if ok {
+            self.reload_success_time.get_or_create(&vec![]).set(now);
+        }
     }
 }
 

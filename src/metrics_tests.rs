@@ -258,3 +258,88 @@ fn a_delete_never_sent_is_no_attempt() {
     );
     assert_eq!(per_policy("delete_errors").as_deref(), Some("2"), "{text}");
 }
+
+/// Names, types and help texts are an interface (the alerts, the dashboard, users' queries): with
+/// every family holding a series, the registry describes exactly these, whatever concern
+/// registers them.
+#[test]
+fn every_metric_keeps_its_name_type_and_help() {
+    let m = Metrics::new();
+    let mut tripped = report(&[Outcome::Deleted, Outcome::WouldDelete], false);
+    tripped.summary.guard = Some(crate::report::GuardReport {
+        limit: "maxDeletions",
+        planned: 2,
+        allowed: 1,
+        message: String::new(),
+    });
+    tripped.refused = vec![crate::discover::Refused {
+        instance: "127.0.0.1:9".into(),
+        url: None,
+        why: "no target".into(),
+    }];
+    m.record_sweep(&policy(), &tripped, 1.0);
+    m.record_sweep(&policy(), &report(&[Outcome::Failed], false), 2.0);
+    m.record_reload(true, 3.0);
+    m.record_reconcile_error("kube");
+    let text = m.encode();
+    let mut described: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
+    described.sort();
+    let types = [
+        ("actions", "counter"),
+        ("build", "info"),
+        ("config_last_reload_success_timestamp_seconds", "gauge"),
+        ("config_last_reload_successful", "gauge"),
+        ("delete_attempts", "counter"),
+        ("delete_errors", "counter"),
+        ("discovery_refused", "counter"),
+        ("groups_deleted", "counter"),
+        ("groups_would_delete", "counter"),
+        ("guard_trips", "counter"),
+        ("last_success_timestamp_seconds", "gauge"),
+        ("last_sweep_result", "gauge"),
+        ("reconcile_errors", "counter"),
+        ("replica_unreadable_sweeps", "gauge"),
+        ("replicas", "gauge"),
+        ("sweep_duration_seconds", "histogram"),
+        ("sweeps", "counter"),
+    ];
+    let helps = [
+        "actions Every planned group action, by policy, reason and outcome: deleted, repushed, \
+         unconfirmed, failed, kept, aborted, would-delete.",
+        "build Build information.",
+        "config_last_reload_success_timestamp_seconds Unix time of the last successful load of \
+         the policy files (run --policies).",
+        "config_last_reload_successful Whether the last load of the policy files succeeded (run \
+         --policies), as Prometheus names it.",
+        "delete_attempts DELETE or wipe requests sent.",
+        "delete_errors Deletes that failed or stayed unconfirmed.",
+        "discovery_refused Replica candidates discovery refused and never contacted: up series \
+         with no scrape target behind them (pushed up samples), addresses outside the \
+         allow-list.",
+        "groups_deleted Groups deleted and confirmed gone, by policy and reason.",
+        "groups_would_delete Groups a dry run would have deleted, by policy and reason.",
+        "guard_trips Sweeps aborted by a guard.",
+        "last_success_timestamp_seconds Unix time of the last sweep that handled every replica.",
+        "last_sweep_result 1 for the result of the policy's last sweep (or spec check), 0 for the \
+         other results.",
+        "reconcile_errors Reconcile errors by category.",
+        "replica_unreadable_sweeps Consecutive sweeps the policy's most troubled replica could \
+         not be read in (0: every replica was read in the last sweep).",
+        "replicas Replicas seen in the last sweep, by state (ok, failed).",
+        "sweep_duration_seconds Duration of a sweep.",
+        "sweeps Sweeps by result: ok, replica_failed, guard_tripped, discovery_failed, \
+         spec_invalid.",
+    ];
+    let mut want: Vec<String> = helps
+        .iter()
+        .map(|h| format!("# HELP pgw_janitor_{h}"))
+        .chain(
+            types
+                .iter()
+                .map(|(n, t)| format!("# TYPE pgw_janitor_{n} {t}")),
+        )
+        .chain(["# EOF".to_string()])
+        .collect();
+    want.sort();
+    assert_eq!(described, want);
+}

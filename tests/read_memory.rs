@@ -5,7 +5,7 @@
 //! and `Gateway::read` the same store as `/metrics` text, from a local HTTP server (a generated
 //! body of 20 000 groups: a real gateway would take minutes to fill), exactly as they read a
 //! replica. Memory only: no timing here (`scripts/bench-read.sh` measures time and RSS on a real
-//! gateway; `tests/read_memory_limit.rs` runs a real gateway under a memory limit).
+//! gateway; `tests/gateway/read_memory_limit.rs` runs a real gateway under a memory limit).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;

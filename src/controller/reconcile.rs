@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -23,9 +24,13 @@ use crate::k8s::KubeSecrets;
 use crate::metrics::PolicyLabels;
 use crate::policy::{self, CheckedPolicy};
 use crate::prepare::{self, Cluster, Timeouts};
-use crate::schedule::until;
+use crate::schedule::{until, Due};
 use crate::sweep;
 use crate::{Error, Result};
+
+#[path = "reconcile_decide.rs"]
+mod decide;
+use decide::{decide, Decision, Settle};
 
 /// Never requeue sooner than this: a sweep longer than its interval must not spin.
 const MIN_REQUEUE: Duration = Duration::from_secs(1);
@@ -91,7 +96,7 @@ pub async fn reconcile(watched: Arc<Watched>, ctx: Arc<Context>) -> Result<Actio
             if !ctx.is_leader() {
                 return Ok(Action::requeue(ctx.settings.not_leader_requeue));
             }
-            return undecodable::report(&watched, invalid, &ctx)
+            return report_undecodable(&watched, invalid, &ctx)
                 .await
                 .map(|r| r.action());
         }
@@ -114,6 +119,30 @@ pub async fn reconcile(watched: Arc<Watched>, ctx: Arc<Context>) -> Result<Actio
         Ok(_) => ctx.succeeded(&key(obj)),
     }
     done.map(|r| r.action())
+}
+
+/// A policy that cannot be decoded: its `SpecInvalid` condition and a Warning event say what, once
+/// per change (the status written comes back as a watch event, which must find nothing new).
+async fn report_undecodable(
+    watched: &Watched,
+    invalid: &InvalidObject,
+    ctx: &Context,
+) -> Result<Reconciled> {
+    let (namespace, name) = undecodable::names(invalid);
+    let message = format!("cannot be decoded: {}", invalid.error);
+    tracing::warn!(policy = %format!("{namespace}/{name}"), error = %invalid.error, "policy cannot be decoded; not swept");
+    ctx.metrics.record_spec_invalid(&PolicyLabels {
+        namespace: namespace.to_string(),
+        policy: name.to_string(),
+    });
+    let prev = undecodable::stored_status(ctx, invalid).await?;
+    let generation = invalid.metadata.generation;
+    let new = status::spec_invalid(&prev, &message, generation, Timestamp::now());
+    if condition_changed(&prev, &new, SPEC_INVALID) {
+        let ev = event(EventType::Warning, "Undecodable", "Decode", message);
+        undecodable::write_status(ctx, watched, invalid, &new, ev).await?;
+    }
+    Ok(Reconciled::SpecInvalid)
 }
 
 /// Transient failures (the API, discovery, credentials) retry with an exponential backoff.
@@ -151,79 +180,70 @@ pub async fn reconcile_policy(obj: &PushgatewayRetention, ctx: &Context) -> Resu
 async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Result<Reconciled> {
     let generation = obj.metadata.generation;
     let mut prev = obj.status.clone().unwrap_or_default();
-    let now = Timestamp::now();
-    let checked = match policy::check(&obj.spec, ctx.settings.floor, &ctx.settings.tuning) {
-        Ok(mut checked) => {
-            checked.sweep.name =
-                format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-            // Leadership can be lost during the sweep: the engine asks before every DELETE.
-            checked.sweep.permit = ctx.permit();
-            checked
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "spec refused");
-            ctx.metrics.record_spec_invalid(&labels(obj));
-            let new = status::spec_invalid(&prev, &e.public(), generation, now);
-            if new != prev {
-                apply_status(ctx, obj, &new).await?;
-            }
-            if condition_changed(&prev, &new, SPEC_INVALID) {
-                publish(
-                    ctx,
-                    obj,
-                    event(EventType::Warning, "InvalidSpec", "Check", e.public()),
-                )
-                .await;
-            }
-            return Ok(Reconciled::SpecInvalid);
-        }
-    };
-    if checked.suspend {
-        let new = status::suspended(&prev, generation, now);
-        if new != prev {
-            apply_status(ctx, obj, &new).await?;
-        }
-        return Ok(Reconciled::Suspended);
+    let checked = policy::check(&obj.spec, ctx.settings.floor, &ctx.settings.tuning);
+    if let Err(e) = &checked {
+        tracing::warn!(error = %e, "spec refused");
     }
     // A sweep this process ran whose status the API server did not take (it was away): its
     // status is written now, and it counts as the last sweep, so no due time is swept twice.
     let remembered = ctx.last_swept(&key(obj), generation);
-    if let Some(unsaved) = remembered.as_ref().and_then(|r| r.unsaved.clone()) {
-        tracing::info!("writing the status of a sweep the API server did not take");
-        apply_status(ctx, obj, &unsaved).await?;
-        ctx.status_saved(&key(obj));
-        prev = unsaved;
-    }
-    let last_sweep = prev
-        .last_sweep
-        .as_ref()
-        .and_then(|l| l.start_time.parse::<Timestamp>().ok())
-        .max(remembered.as_ref().map(|r| r.started));
-    let anchor = obj
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(now, |t| t.0);
-    // A changed spec sweeps at once; the status (or this process's memory) says which
-    // generation it last acted on.
-    let force = prev.observed_generation != generation && remembered.is_none();
-    let due = checked.cadence.due(last_sweep, anchor, now, force)?;
-    if !due.sweep_now {
-        let new = status::waiting(&prev, generation, due.next_check, due.next_tick, now);
-        if new != prev {
-            apply_status(ctx, obj, &new).await?;
+    let unsaved = remembered.as_ref().and_then(|r| r.unsaved.clone());
+    if let (Ok(checked), Some(unsaved)) = (&checked, unsaved) {
+        if !checked.suspend {
+            tracing::info!("writing the status of a sweep the API server did not take");
+            apply_status(ctx, obj, &unsaved).await?;
+            ctx.status_saved(&key(obj));
+            prev = unsaved;
         }
-        return Ok(Reconciled::NotDue {
-            after: until(now, due.next_check).max(MIN_REQUEUE),
-        });
     }
+    let now = Timestamp::now();
+    let decided = decide(
+        obj,
+        checked,
+        &prev,
+        remembered.as_ref(),
+        ctx.retry_in(&key(obj)),
+        now,
+    )?;
+    match decided {
+        Decision::Settle(settle) => {
+            let Settle {
+                status,
+                event,
+                outcome,
+            } = *settle;
+            if outcome == Reconciled::SpecInvalid {
+                ctx.metrics.record_spec_invalid(&labels(obj));
+            }
+            if status != prev {
+                apply_status(ctx, obj, &status).await?;
+            }
+            if let Some(ev) = event {
+                publish(ctx, obj, ev).await;
+            }
+            Ok(outcome)
+        }
+        Decision::Sweep { mut checked, due } => {
+            checked.sweep.name = key(obj);
+            // Leadership can be lost during the sweep: the engine asks before every DELETE.
+            checked.sweep.permit = ctx.permit();
+            sweep_now(obj, &checked, &prev, due, now, ctx).await
+        }
+    }
+}
 
-    if !force {
-        if let Some(after) = ctx.retry_in(&key(obj)) {
-            return Ok(Reconciled::BackingOff { after });
-        }
-    }
-    let (found, gateway_http) = match prepare(obj, &checked, ctx).await {
+/// A due policy: its replicas found, swept through the engine, and what happened said in
+/// status, events and metrics.
+async fn sweep_now(
+    obj: &PushgatewayRetention,
+    checked: &CheckedPolicy,
+    prev: &PushgatewayRetentionStatus,
+    due: Due,
+    now: Timestamp,
+    ctx: &Context,
+) -> Result<Reconciled> {
+    let generation = obj.metadata.generation;
+    let (found, gateway_http) = match prepare(obj, checked, ctx).await {
         Ok(ready) => ready,
         Err(e) => {
             // The full text, a remote's words included, is for the admin's log only.
@@ -239,18 +259,14 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
                     unix_now(),
                 );
             }
-            let new = prepare_failed(&prev, &e, generation, now);
+            let new = prepare_failed(prev, &e, generation, now);
             apply_status(ctx, obj, &new).await?;
-            if condition_changed(&prev, &new, DEGRADED) {
+            if condition_changed(prev, &new, DEGRADED) {
+                let reason = e.condition_reason();
                 publish(
                     ctx,
                     obj,
-                    event(
-                        EventType::Warning,
-                        e.condition_reason(),
-                        "Discover",
-                        e.public(),
-                    ),
+                    event(EventType::Warning, reason, "Discover", e.public()),
                 )
                 .await;
             }
@@ -285,7 +301,7 @@ async fn reconcile_as_leader(obj: &PushgatewayRetention, ctx: &Context) -> Resul
         );
     }
     ctx.metrics.record_sweep(&labels(obj), &report, unix_now());
-    let new = status::swept(&prev, &report, generation, due.next_tick, now);
+    let new = status::swept(prev, &report, generation, due.next_tick, now);
     ctx.swept(
         &key(obj),
         LastSwept {
@@ -346,7 +362,7 @@ fn prepare_failed(
 
 /// Whether a condition's status, reason or message changed: an event is worth sending once per
 /// change, not once per reconcile.
-pub(super) fn condition_changed(
+fn condition_changed(
     prev: &PushgatewayRetentionStatus,
     new: &PushgatewayRetentionStatus,
     type_: &str,

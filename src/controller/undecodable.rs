@@ -1,20 +1,17 @@
 //! A policy the API server holds but the janitor cannot decode (kube's `DeserializeGuard`): one
 //! stored under a looser CRD (an older release, a CRD applied by hand), whose fields the served
 //! schema would now refuse. It is reported on its own, in a log line, a Warning event and its
-//! `SpecInvalid` condition, and never swept; the watch of every other policy goes on.
+//! `SpecInvalid` condition, and never swept; the watch of every other policy goes on. Here is
+//! how such an object is read and written; `reconcile` decides what to say.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::error_boundary::InvalidObject;
 use kube::core::{ApiResource, DeserializeGuard};
-use kube::runtime::events::EventType;
+use kube::runtime::events::Event;
 use kube::Resource;
 
 use super::context::Context;
-use super::events::event;
-use super::reconcile::{condition_changed, Reconciled};
-use super::status::{self, SPEC_INVALID};
 use crate::crd::{PushgatewayRetention, PushgatewayRetentionStatus};
-use crate::metrics::PolicyLabels;
 use crate::{Error, Result};
 
 /// What the watch hands the reconciler: a policy, or one that could not be decoded.
@@ -29,51 +26,56 @@ pub fn raw_api(ctx: &Context, namespace: &str) -> Api<DynamicObject> {
     )
 }
 
-/// The condition says what could not be decoded, once per change (the status it writes comes
-/// back as a watch event, which must find nothing new to say).
-pub async fn report(
-    watched: &Watched,
-    invalid: &InvalidObject,
+/// Its status as stored, if that part decodes (the last sweep and totals stay), else empty.
+pub async fn stored_status(
     ctx: &Context,
-) -> Result<Reconciled> {
-    let meta = &invalid.metadata;
-    let namespace = meta.namespace.clone().unwrap_or_default();
-    let name = meta.name.clone().unwrap_or_default();
-    let message = format!("cannot be decoded: {}", invalid.error);
-    tracing::warn!(policy = %format!("{namespace}/{name}"), error = %invalid.error, "policy cannot be decoded; not swept");
-    ctx.metrics.record_spec_invalid(&PolicyLabels {
-        namespace: namespace.clone(),
-        policy: name.clone(),
-    });
-    // The previous status, if that part decodes: the last sweep and totals stay.
-    let raw = raw_api(ctx, &namespace)
-        .get(&name)
+    invalid: &InvalidObject,
+) -> Result<PushgatewayRetentionStatus> {
+    let (namespace, name) = names(invalid);
+    let raw = raw_api(ctx, namespace)
+        .get(name)
         .await
         .map_err(Error::Kube)?;
-    let prev: PushgatewayRetentionStatus = raw
+    Ok(raw
         .data
         .get("status")
         .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .unwrap_or_default();
-    let new = status::spec_invalid(&prev, &message, meta.generation, jiff::Timestamp::now());
-    if condition_changed(&prev, &new, SPEC_INVALID) {
-        // Not server-side apply: the API server cannot type the live object either ("failed
-        // to create typed live object"). A merge patch of the conditions, all of them as read,
-        // so those of other writers stay.
-        let patch = serde_json::json!({"status": {
-            "conditions": new.conditions,
-            "observedGeneration": new.observed_generation,
-        }});
-        raw_api(ctx, &namespace)
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::Kube)?;
-        let ev = event(EventType::Warning, "Undecodable", "Decode", message);
-        if let Err(e) = ctx.recorder.publish(&ev, &watched.object_ref(&())).await {
-            tracing::warn!(error = %e, reason = %ev.reason, "cannot publish event");
-        }
+        .unwrap_or_default())
+}
+
+/// Writes `new`'s conditions and publishes `ev` about the object.
+pub async fn write_status(
+    ctx: &Context,
+    watched: &Watched,
+    invalid: &InvalidObject,
+    new: &PushgatewayRetentionStatus,
+    ev: Event,
+) -> Result<()> {
+    let (namespace, name) = names(invalid);
+    // Not server-side apply: the API server cannot type the live object either ("failed to
+    // create typed live object"). A merge patch of the conditions, all of them as read, so those
+    // of other writers stay.
+    let patch = serde_json::json!({"status": {
+        "conditions": new.conditions,
+        "observedGeneration": new.observed_generation,
+    }});
+    raw_api(ctx, namespace)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::Kube)?;
+    if let Err(e) = ctx.recorder.publish(&ev, &watched.object_ref(&())).await {
+        tracing::warn!(error = %e, reason = %ev.reason, "cannot publish event");
     }
-    Ok(Reconciled::SpecInvalid)
+    Ok(())
+}
+
+/// Its namespace and name.
+pub fn names(invalid: &InvalidObject) -> (&str, &str) {
+    let meta = &invalid.metadata;
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders charts/pushgateway-janitor with Helm's Go SDK (helm-python-sdk), as check_chart.py does,
 and prints the rendered objects as one JSON array on stdout, for tests that apply them to a real
-API server (tests/controller_rbac.rs).
+API server (tests/controller/controller_rbac.rs).
 
 Run: .venv/bin/python tests/chart/render.py RELEASE NAMESPACE VALUES_JSON
 """

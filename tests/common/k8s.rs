@@ -1,6 +1,8 @@
 //! The Kubernetes side of the end-to-end tests: the real kube-apiserver (with etcd, from
 //! `target/test-deps/bin/kube-testserver`, built by `bash scripts/test-deps.sh`), started once per
-//! test binary; a fresh namespace and a kube client per test; the CRD from `crds/`; kubeconfigs
+//! test binary and shared by its tests, or one of a test's own ([`OwnServer`]) for a test that
+//! would disturb the others (it restarts the server, or runs a controller over every namespace);
+//! a fresh namespace and a kube client per test; the CRD from `crds/`; kubeconfigs
 //! (the server's cluster-admin one, or one holding only a ServiceAccount token); and the server's
 //! audit log. The controller as a child process is in `controller.rs`.
 //!
@@ -88,10 +90,11 @@ pub struct TestServer {
     pub kubeconfig: PathBuf,
     // Never dropped (a static): its stdin closes when the test process exits, and then it exits.
     _proc: Mutex<Proc>,
+    /// The CRD from `crds/`, applied once on this server by its first [`Cluster`].
+    crd_installed: tokio::sync::OnceCell<()>,
 }
 
 static SERVER: OnceLock<TestServer> = OnceLock::new();
-static CRD_INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// The server, started on first use (it takes seconds). Panics with its log if it does not
 /// become ready within a bound.
@@ -111,6 +114,40 @@ fn start_server() -> TestServer {
         dir,
         url,
         _proc: Mutex::new(proc),
+        crd_installed: tokio::sync::OnceCell::const_new(),
+    }
+}
+
+/// An API server for one test alone, killed (by its PID) and its directory removed when this
+/// drops. The test binary's tests share one server; a test that restarts its server or whose
+/// controller watches every namespace (and would sweep the other tests' policies) takes its own.
+pub struct OwnServer(&'static TestServer);
+
+impl OwnServer {
+    /// Starts one (it takes seconds); panics with its log if it does not become ready in time.
+    pub fn start() -> OwnServer {
+        // Leaked so that `Cluster` keeps its `&'static` server: a few bytes; the process itself
+        // ends in `drop`.
+        OwnServer(Box::leak(Box::new(start_server())))
+    }
+
+    /// A fresh namespace on this server, as [`Cluster::new`] makes one on the shared server.
+    pub async fn cluster(&self, prefix: &str) -> Cluster {
+        Cluster::on(self.0, prefix).await
+    }
+}
+
+impl std::ops::Deref for OwnServer {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        self.0
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.0.kill();
+        let _ = std::fs::remove_dir_all(&self.0.dir);
     }
 }
 
@@ -321,10 +358,14 @@ impl Cluster {
     /// A fresh namespace `<prefix>-<n>` (a bare API server never finishes deleting one, so
     /// namespaces are not reused).
     pub async fn new(prefix: &str) -> Cluster {
-        let server = server();
+        Cluster::on(server(), prefix).await
+    }
+
+    async fn on(server: &'static TestServer, prefix: &str) -> Cluster {
         let ns = format!("{prefix}-{}", NAMESPACES.fetch_add(1, Ordering::Relaxed));
         let client = client_from(&server.kubeconfig, &ns).await;
-        CRD_INSTALLED
+        server
+            .crd_installed
             .get_or_init(|| async {
                 apply_crd(&client, &committed_crd()).await;
             })

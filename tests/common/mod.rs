@@ -25,9 +25,12 @@
 //! wait is bounded, and only 127.0.0.1 is used. One child type, [`process::Proc`], for every
 //! long-running program; [`run_bounded`] (and [`sweep_json`] over it) for every run to its end.
 //!
-//! Each test binary declares this module `pub mod common;`: the harness is then that binary's
+//! Each test binary (one per area: `tests/gateway/`, `tests/controller/`, `tests/offline/`, and
+//! the few that need a process of their own) declares this module `pub mod common;` at its root
+//! (`#[path = "../common/mod.rs"]` from an area's `main.rs`): the harness is then that binary's
 //! public interface, so a helper some binary does not use is not dead code there, with no
-//! `allow(dead_code)` over it; a private helper that nothing uses is still reported.
+//! `allow(dead_code)` over it; a private helper that nothing uses is still reported. The tests of
+//! one binary share its process: no test sets a process-wide environment variable.
 
 pub mod binaries;
 pub mod chart;
@@ -59,6 +62,14 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// Held by the heaviest tests (many groups, several gateways, a memory limit), so that no two of
+/// them run at once in one test binary and starve the machine or each other's timing; lighter
+/// tests still run beside them.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
 }
 
 /// Sleeps long enough that a group pushed just before is older than `secs` on the gateway's

@@ -8,9 +8,9 @@ use kube::api::{
 };
 use serde_json::{json, Value};
 
+use super::setup::*;
 use crate::common::k8s::{committed_crd, repo_root, Cluster};
 use crate::common::{sleep_past, GatewayOpts};
-use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
 fn dynamic_api(cluster: &Cluster) -> Api<DynamicObject> {

@@ -6,8 +6,8 @@
 use kube::api::{Patch, PatchParams};
 use serde_json::{json, Value};
 
+use super::setup::*;
 use crate::common::{sleep_past, GatewayOpts};
-use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
 fn manager(p: &PushgatewayRetention, name: &str, subresource: Option<&str>) -> Option<Value> {

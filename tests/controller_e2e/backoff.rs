@@ -7,9 +7,9 @@
 
 use serde_json::json;
 
+use super::setup::*;
 use crate::common::k8s::{wait_until, Cluster, Controller};
 use crate::common::{key, sleep_past, GatewayOpts, TestGateway, TestPrometheus};
-use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
 /// The `(failures in a row, backoff seconds)` of each "backing off" line about `policy`.

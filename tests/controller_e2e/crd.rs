@@ -9,11 +9,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::api::{Api, Patch, PatchParams, ValidationDirective};
 use serde_json::{json, Value};
 
+use super::setup::*;
 use crate::common::k8s::{
     apply_crd, committed_crd, committed_crd_with_spec_field, wait_until, Cluster, CRD_NAME,
 };
 use crate::common::{sleep_past, GatewayOpts};
-use crate::setup::*;
 
 async fn get_json(cluster: &Cluster, path: &str, accept: &str) -> Value {
     let req = axum::http::Request::get(path)

@@ -10,10 +10,10 @@
 
 use serde_json::json;
 
+use super::fixtures::*;
+use super::setup::*;
 use crate::common::k8s::{Cluster, Controller};
 use crate::common::{sleep_past, GatewayOpts, TestGateway, TestNginx, TestPrometheus, Tripwire};
-use crate::fixtures::*;
-use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
 const SECRET: &str = "AKIA-not-for-the-author-7f3e";

@@ -8,9 +8,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
 
+use super::setup::*;
 use crate::common::k8s::{wait_until, Cluster, Controller, LeaseOpts};
 use crate::common::{sleep_past, GatewayOpts, TestGateway};
-use crate::setup::*;
 
 const LEASE_SECS: u64 = 4;
 

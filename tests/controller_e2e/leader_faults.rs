@@ -10,10 +10,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::{json, Value};
 
+use super::setup::*;
+use super::stall_proxy::StallProxy;
 use crate::common::k8s::{wait_until, Cluster, Controller, LeaseOpts};
 use crate::common::{sleep_past, GatewayOpts, TestGateway};
-use crate::setup::*;
-use crate::stall_proxy::StallProxy;
 
 const LEASE_SECS: u64 = 4;
 const GROUPS: usize = 40;

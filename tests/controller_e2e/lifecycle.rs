@@ -9,9 +9,9 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+use super::setup::*;
 use crate::common::k8s::{wait_until, Cluster, Controller};
 use crate::common::GatewayOpts;
-use crate::setup::*;
 
 /// A ServiceAccount with no grant yet, and a kubeconfig holding only its token.
 async fn ungranted_identity(cluster: &Cluster, name: &str) -> std::path::PathBuf {

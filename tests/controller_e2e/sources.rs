@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
+use super::fixtures::*;
+use super::setup::*;
 use crate::common::{sleep_past, GatewayOpts, TestPrometheus};
-use crate::fixtures::*;
-use crate::setup::*;
 
 /// A `service` source sweeps every endpoint that is not terminating, ready or not, with the
 /// password read from a Secret through the API; the terminating one is left alone.

@@ -5,9 +5,9 @@
 use kube::api::DeleteParams;
 use serde_json::json;
 
+use super::setup::*;
 use crate::common::k8s::wait_until;
 use crate::common::{free_port, sleep_past, GatewayOpts};
-use crate::setup::*;
 
 /// A new policy: the stale groups go, the fresh one stays; the status says so (conditions for
 /// the current generation, lastSweep, totals); `lastTransitionTime` of Ready stays put across

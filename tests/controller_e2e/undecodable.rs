@@ -11,11 +11,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
+use super::setup::*;
 use crate::common::k8s::{
     apply_crd, committed_crd, committed_crd_with_spec_field, wait_until, Cluster,
 };
 use crate::common::{key, sleep_past, GatewayOpts};
-use crate::setup::*;
 use pushgateway_janitor::crd::PushgatewayRetention;
 
 /// The committed CRD with `spec.suspend` an int-or-string (and so without its `false` default).

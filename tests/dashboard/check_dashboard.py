@@ -11,7 +11,7 @@ queries do not have) disappears in the round trip and fails here. It also requir
 decode as a Prometheus query and every panel type to be a registered Grafana panel plugin.
 
 Not checked here: value types and ranges (the decoders do not check them) and the queries
-themselves; `cargo test --test dashboard` runs every query against a real Prometheus.
+themselves; `cargo test --test gateway dashboard::` runs every query against a real Prometheus.
 
 Run: .venv/bin/python tests/dashboard/check_dashboard.py   (packages: tests/requirements.txt)
 Prints one line per check, then `N passed, N failed`; exits 1 when a check failed.

@@ -1,5 +1,8 @@
 //! Property tests over arbitrary and mutated bodies (issue #11, "bad input, fuzzed"): the reader
 //! never panics, fails with a clear error that says where, and keeps no more than the input holds.
+//! Each body is also read whole by plain serde_json into a document, and the reader must accept
+//! exactly the JSON of the answer's shape and keep the grouping keys it holds
+//! ([`agrees_with_serde_json`], with its one exception).
 //! Seeds are real `GET /api/v1/metrics` bodies from Pushgateway 1.5.1 and 1.11.3 in
 //! `tests/corpus/metrics/` (captured by `scripts/capture-corpus.sh`).
 //!
@@ -43,8 +46,11 @@ pub(crate) fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// The metric the reads below take as the declared TTL.
+const TTL_METRIC: &str = "ttl_seconds";
+
 fn read_bytes(body: &[u8], naming: Naming) -> Result<Parsed, ReadError> {
-    parse(body, Some("ttl_seconds"), naming)
+    parse(body, Some(TTL_METRIC), naming)
 }
 
 /// What an input may give at most: every kept group is an object of the input, and every label
@@ -92,15 +98,186 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
             }
             Err(e) => assert_clear(e)?,
         }
+        agrees_with_serde_json(body, &read, naming)?;
         // Streamed or from memory, a value reads the same: same groups, same error, same place.
         for limit in LIMITS {
-            let small = read_body(
-                Scanner::with_limit(body, limit),
-                Some("ttl_seconds"),
-                naming,
-            );
+            let small = read_body(Scanner::with_limit(body, limit), Some(TTL_METRIC), naming);
             assert_same(body, &small, &read, limit)?;
         }
+    }
+    Ok(())
+}
+
+/// A JSON document as plain serde_json decodes it, each object's entries in order with a repeated
+/// key kept (`serde_json::Value` keeps only the last; the reader acts on each in turn).
+enum Doc {
+    Null,
+    Other,
+    Str(String),
+    Arr(Vec<Doc>),
+    Obj(Vec<(String, Doc)>),
+}
+
+impl<'de> serde::Deserialize<'de> for Doc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Doc, D::Error> {
+        d.deserialize_any(DocVisitor)
+    }
+}
+
+struct DocVisitor;
+
+impl<'de> Visitor<'de> for DocVisitor {
+    type Value = Doc;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Doc, E> {
+        Ok(Doc::Null)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Doc, E> {
+        Ok(Doc::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Doc, E> {
+        Ok(Doc::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Doc, E> {
+        Ok(Doc::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Doc, E> {
+        Ok(Doc::Other)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Doc, E> {
+        Ok(Doc::Str(v.to_owned()))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Doc, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Doc::Arr(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(Doc::Obj(entries))
+    }
+}
+
+/// What the answer's shape (the gateway's `api/v1/metrics`) makes of a document: per element of
+/// `data`, its labels when `labels` is an object of strings; or why it is no answer. `status` is
+/// a string, `error` a string or null, `data` null or an array of objects; in a group `labels`
+/// is an object, and every key but `last_push_successful` a metric family object whose `metrics`
+/// is an array (whose first element is an object, in the families read for a value).
+fn answer(doc: &Doc) -> Result<Vec<Option<Labels>>, String> {
+    let Doc::Obj(top) = doc else {
+        return Err("the body is not an object".into());
+    };
+    let mut groups = Vec::new();
+    for (key, value) in top {
+        match (key.as_str(), value) {
+            ("status", Doc::Str(_)) | ("error", Doc::Str(_) | Doc::Null) | ("data", Doc::Null) => {}
+            ("status" | "error", _) => return Err(format!("`{key}` is not a string")),
+            ("data", Doc::Arr(items)) => {
+                for item in items {
+                    groups.push(group(item)?);
+                }
+            }
+            ("data", _) => return Err("`data` is not an array".into()),
+            _ => {}
+        }
+    }
+    Ok(groups)
+}
+
+fn group(item: &Doc) -> Result<Option<Labels>, String> {
+    let Doc::Obj(fields) = item else {
+        return Err("a group is not an object".into());
+    };
+    let valued = ["push_time_seconds", "push_failure_time_seconds", TTL_METRIC];
+    let mut labels = None;
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            ("labels", Doc::Obj(pairs)) => labels = Some(strings(pairs)),
+            ("labels", _) => return Err("`labels` is not an object".into()),
+            ("last_push_successful", _) => {}
+            (_, Doc::Obj(family)) => {
+                for (_, metrics) in family.iter().filter(|(k, _)| k == "metrics") {
+                    let ok = match metrics {
+                        Doc::Arr(m) if valued.contains(&name.as_str()) => {
+                            matches!(m.first(), None | Some(Doc::Obj(_)))
+                        }
+                        Doc::Arr(_) => true,
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(format!("`{name}.metrics` is not an array of metrics"));
+                    }
+                }
+            }
+            (_, _) => return Err(format!("family `{name}` is not an object")),
+        }
+    }
+    Ok(labels.flatten())
+}
+
+/// An object of strings as labels; `None` when a value is not a string.
+fn strings(pairs: &[(String, Doc)]) -> Option<Labels> {
+    let pairs = pairs.iter().map(|(name, value)| match value {
+        Doc::Str(value) => Some((name.as_str().into(), value.as_str().into())),
+        _ => None,
+    });
+    Some(Labels::from_pairs(pairs.collect::<Option<_>>()?))
+}
+
+/// serde_json's errors of a document that it only checks as grammar when it skips the value:
+/// `IgnoredAny` takes a string's bytes without decoding them (UTF-8, `\u` escapes as code
+/// points) and walks nesting without a limit, where decoding into a [`Doc`] refuses them.
+const SKIPPED_UNCHECKED: [&str; 4] = [
+    "invalid unicode code point",
+    "unexpected end of hex escape",
+    "lone leading surrogate",
+    "recursion limit exceeded",
+];
+
+/// The reader and plain serde_json, reading the whole body into a [`Doc`], agree: both refuse
+/// what is not JSON or not an answer, and of an answer the reader keeps, in order, the groups
+/// whose labels it can address, and says why of every other. One exception, serde_json's own:
+/// the reader skips every family and unknown key with `IgnoredAny`, which serde_json checks as
+/// grammar only ([`SKIPPED_UNCHECKED`]); what the reader decodes (keys, `status`, `error`,
+/// labels) it refuses as the document does.
+fn agrees_with_serde_json(
+    body: &[u8],
+    read: &Result<Parsed, ReadError>,
+    naming: Naming,
+) -> Result<(), TestCaseError> {
+    match (read, serde_json::from_slice::<Doc>(body)) {
+        (Ok(parsed), Ok(doc)) => {
+            let groups = answer(&doc);
+            prop_assert!(groups.is_ok(), "read what is no answer: {:?}", groups.err());
+            let groups = groups.unwrap_or_default();
+            let addressable: Vec<&Labels> = groups
+                .iter()
+                .flatten()
+                .filter(|l| crate::gateway::key::group_path(l, naming).is_ok())
+                .collect();
+            let kept: Vec<&Labels> = parsed.groups.iter().map(|g| &g.labels).collect();
+            prop_assert_eq!(kept, addressable);
+            prop_assert_eq!(parsed.groups.len() + parsed.unkeyed.len(), groups.len());
+        }
+        (Err(e), Ok(doc)) => {
+            prop_assert!(answer(&doc).is_err(), "refused an answer: {}", e);
+        }
+        (Ok(_), Err(e)) => {
+            let text = e.to_string();
+            prop_assert!(
+                SKIPPED_UNCHECKED.iter().any(|x| text.contains(x)),
+                "read what serde_json refuses: {}",
+                text
+            );
+        }
+        (Err(_), Err(_)) => {}
     }
     Ok(())
 }
@@ -293,4 +470,82 @@ proptest! {
         let parsed = read_bytes(many.as_bytes(), Naming::Legacy).unwrap();
         prop_assert_eq!(parsed.groups.len(), groups);
     }
+}
+
+/// The comparison with serde_json bites both ways, and differs only where the reader skips.
+#[test]
+fn the_reader_accepts_exactly_the_answers_serde_json_reads() {
+    let agree = |body: &[u8]| {
+        let read = read_bytes(body, Naming::Legacy);
+        agrees_with_serde_json(body, &read, Naming::Legacy)
+            .map(|()| read.is_ok())
+            .map_err(|e| e.to_string())
+    };
+    let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    // JSON, but no answer: serde_json reads it, the reader refuses it, each for its shape.
+    for body in [
+        "[]",
+        r#"{"status":1}"#,
+        r#"{"error":true}"#,
+        r#"{"data":{}}"#,
+        r#"{"data":[1]}"#,
+        r#"{"data":[{"labels":"job"}]}"#,
+        r#"{"data":[{"labels":{"job":"a"},"x":1}]}"#,
+        r#"{"data":[{"labels":{"job":"a"},"x":{"metrics":{}}}]}"#,
+        r#"{"data":[{"labels":{"job":"a"},"push_time_seconds":{"metrics":[1]}}]}"#,
+        r#"{"data":[],"data":5}"#,
+    ] {
+        assert_eq!(agree(body.as_bytes()), Ok(false), "{body}");
+        let doc = serde_json::from_slice::<Doc>(body.as_bytes()).expect(body);
+        assert!(answer(&doc).is_err(), "{body}");
+    }
+    // Odd answers, read alike: null data, a repeated `data`, keys the janitor cannot use.
+    for body in [
+        r#"{"status":"error","error":"x","data":null}"#,
+        r#"{"data":[{"labels":{"job":"a"}}],"data":[{"labels":{"job":"b"}}]}"#,
+        r#"{"data":[{"labels":{"job":1}},{"x":{"metrics":[1,2]}},{"labels":{}}]}"#,
+        r#"{"data":[{"labels":{"job":"a"},"ttl_seconds":{"metrics":[]}}]}"#,
+    ] {
+        assert_eq!(agree(body.as_bytes()), Ok(true), "{body}");
+    }
+    // The one difference: what the reader skips, serde_json checks as grammar only...
+    let lone_surrogate = br#""\ud800""#.to_vec();
+    let not_utf8 = b"\"\xff\"".to_vec();
+    for skipped in [&lone_surrogate, &not_utf8, &nested(200).into_bytes()] {
+        for body in [
+            [
+                br#"{"zz":"#,
+                &skipped[..],
+                br#","data":[{"labels":{"job":"a"}}]}"#,
+            ]
+            .concat(),
+            [
+                br#"{"data":[{"labels":{"job":"a"},"x":{"help":"#,
+                &skipped[..],
+                b"}}]}",
+            ]
+            .concat(),
+        ] {
+            let shown = String::from_utf8_lossy(&body);
+            assert_eq!(agree(&body), Ok(true), "{shown}");
+            assert!(serde_json::from_slice::<Doc>(&body).is_err(), "{shown}");
+        }
+    }
+    // ...and refuses it where it decodes: labels.
+    for label in [&lone_surrogate, &not_utf8] {
+        let body = [br#"{"data":[{"labels":{"job":"#, &label[..], b"}}]}"].concat();
+        assert_eq!(
+            agree(&body),
+            Ok(false),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // A read that dropped a group, or kept one of a body that has none, fails the comparison.
+    let one = br#"{"data":[{"labels":{"job":"a"}}]}"#;
+    let none = br#"{"data":[]}"#;
+    let dropped = Ok(Parsed::default());
+    assert!(agrees_with_serde_json(one, &dropped, Naming::Legacy).is_err());
+    let invented = read_bytes(one, Naming::Legacy);
+    assert!(agrees_with_serde_json(none, &invented, Naming::Legacy).is_err());
 }
