@@ -22,6 +22,8 @@ export PGW_JANITOR_TEST_PYTHON="$PWD/.venv/bin/python"
 .venv/bin/python tests/chart/check_chart.py
 # The dashboard against Grafana's own models (grafana-foundation-sdk), and its chart copy.
 .venv/bin/python tests/dashboard/check_dashboard.py
+# The docs: every relative link's file exists and every #anchor is a heading (GitHub's slugs).
+python3 scripts/check-doc-links.py
 
 deps="$PWD/target/test-deps/bin"
 for bin in pushgateway prometheus pusher kube-testserver kube-node helm actionlint; do

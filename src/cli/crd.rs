@@ -1,5 +1,5 @@
 //! `pushgateway-janitor crd`: prints the CustomResourceDefinition generated from the Rust types.
-//! `crds/` holds its output, committed; `tests/crd.rs` fails when the two drift.
+//! `crds/` holds its output, committed; `tests/offline/crd.rs` fails when the two drift.
 
 use kube::CustomResourceExt;
 
