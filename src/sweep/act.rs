@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::confirm::{confirm, ToConfirm};
-use super::delete::{delete, Deleting};
+use super::delete::{delete, Deleted, Deleting};
 use super::remote::Remote;
 use super::replan::replan;
 use super::wipe::wipe;
@@ -43,6 +43,22 @@ pub(crate) struct ReplicaOutcome {
     pub error: Option<Failure>,
 }
 
+impl Acted {
+    pub fn ended(
+        decision: Decision,
+        outcome: Outcome,
+        error: Option<Failure>,
+        not_sent: Option<NotSent>,
+    ) -> Self {
+        Acted {
+            decision,
+            outcome,
+            error,
+            not_sent,
+        }
+    }
+}
+
 impl ReplicaOutcome {
     fn empty() -> Self {
         ReplicaOutcome {
@@ -60,12 +76,7 @@ impl ReplicaOutcome {
         ReplicaOutcome {
             actions: decisions
                 .into_iter()
-                .map(|decision| Acted {
-                    decision,
-                    outcome,
-                    error: None,
-                    not_sent: None,
-                })
+                .map(|d| Acted::ended(d, outcome, None, None))
                 .collect(),
             ..Self::empty()
         }
@@ -88,13 +99,7 @@ pub(crate) async fn act_on_replica<R: Remote>(
     admin_wipe: bool,
     progress: Option<Progress>,
 ) -> ReplicaOutcome {
-    let Job {
-        remote,
-        sweep,
-        read,
-        index,
-        inputs,
-    } = job;
+    let (remote, sweep, read) = (job.remote, job.sweep, job.read);
     // An unread replica has no decisions (the plan never treats it as empty).
     let Ok(planned_snapshot) = &read.snapshot else {
         return ReplicaOutcome::empty();
@@ -109,31 +114,10 @@ pub(crate) async fn act_on_replica<R: Remote>(
     let (mut decisions, mut admin_wipe, mut current) = (decisions, admin_wipe, read.clone());
     if read.started.elapsed() > sweep.tuning.replan_after {
         outcome.replanned = true;
-        let policy = &sweep.policy;
-        match replan(remote, policy, read, index, inputs, decisions, admin_wipe).await {
-            Ok(fresh) => {
-                outcome.actions.extend(fresh.dropped.into_iter().map(|d| {
-                    let (error, not_sent) = (None, None);
-                    Acted {
-                        decision: d,
-                        outcome: Outcome::Kept,
-                        error,
-                        not_sent,
-                    }
-                }));
-                (decisions, admin_wipe, current) = (fresh.keep, fresh.admin_wipe, fresh.read);
-            }
-            Err((error, decisions)) => {
-                outcome.error = Some(error);
-                outcome.actions.extend(decisions.into_iter().map(|d| Acted {
-                    decision: d,
-                    outcome: Outcome::Failed,
-                    error: Some("not attempted".into()),
-                    not_sent: Some(NotSent::ReReadFailed),
-                }));
-                return outcome;
-            }
-        }
+        let Some(fresh) = replan_step(&job, decisions, admin_wipe, &mut outcome).await else {
+            return outcome;
+        };
+        (decisions, admin_wipe, current) = fresh;
     }
     if decisions.is_empty() {
         return outcome;
@@ -147,36 +131,16 @@ pub(crate) async fn act_on_replica<R: Remote>(
         .iter()
         .map(|g| (&g.labels, g.push_time))
         .collect();
-    let with_push = |d: Decision| {
-        let push = pushes.get(&d.labels).copied().unwrap_or(0.0);
-        (d, push)
-    };
+    let decisions: Vec<(Decision, f64)> = decisions
+        .into_iter()
+        .map(|d| {
+            let push = pushes.get(&d.labels).copied().unwrap_or(0.0);
+            (d, push)
+        })
+        .collect();
 
-    // What to confirm, the copies claimed (released once confirmed) and when the first request
-    // went out.
-    let (to_confirm, claimed, first_sent): (Vec<ToConfirm>, Vec<Labels>, Option<Instant>);
-    if admin_wipe {
-        let wiped = wipe(remote, &sweep.permit).await;
-        (claimed, first_sent) = (vec![], wiped.sent);
-        outcome.max_window = wiped.sent.map(|at| at.saturating_duration_since(read_at));
-        outcome.admin_wiped = wiped.ok();
-        if let Some((error, not_sent)) = wiped.error {
-            outcome.error = Some(error.clone());
-            outcome.actions.extend(decisions.into_iter().map(|d| Acted {
-                decision: d,
-                outcome: Outcome::Failed,
-                error: Some(error.clone()),
-                not_sent,
-            }));
-            to_confirm = vec![];
-        } else {
-            let sent = |(decision, push)| ToConfirm {
-                decision,
-                push,
-                not_sent: None,
-            };
-            to_confirm = decisions.into_iter().map(with_push).map(sent).collect();
-        }
+    let sent = if admin_wipe {
+        wipe_step(remote, sweep, decisions, read_at, &mut outcome).await
     } else {
         let with = Deleting {
             permit: &sweep.permit,
@@ -186,15 +150,86 @@ pub(crate) async fn act_on_replica<R: Remote>(
             fresh_claim: sweep.tuning.confirm_timeout,
             progress: progress.as_ref(),
         };
-        let deleted = delete(remote, with, decisions.into_iter().map(with_push).collect()).await;
-        outcome.actions.extend(deleted.failed);
-        outcome.max_window = deleted.max_window;
-        (to_confirm, claimed, first_sent) =
-            (deleted.to_confirm, deleted.claimed, deleted.first_sent);
-    }
-    let confirmed = confirm(remote, naming, to_confirm, sweep.tuning.confirm_timeout).await;
-    remote.release(&claimed);
-    outcome.deleting = first_sent.map(|at| at.elapsed());
+        delete(remote, with, decisions).await
+    };
+    outcome.actions.extend(sent.failed);
+    outcome.max_window = sent.max_window;
+    let timeout = sweep.tuning.confirm_timeout;
+    let confirmed = confirm(remote, naming, sent.to_confirm, timeout).await;
+    remote.release(&sent.claimed);
+    outcome.deleting = sent.first_sent.map(|at| at.elapsed());
     outcome.actions.extend(confirmed);
     outcome
+}
+
+/// Re-plans from a fresh read: the decisions still made, whether the wipe still stands, and the
+/// read. The ones dropped end `kept`; when the re-read fails, every one fails unsent (`None`).
+async fn replan_step<R: Remote>(
+    job: &Job<'_, '_, R>,
+    decisions: Vec<Decision>,
+    admin_wipe: bool,
+    outcome: &mut ReplicaOutcome,
+) -> Option<(Vec<Decision>, bool, Arc<Read>)> {
+    let policy = &job.sweep.policy;
+    let (read, index, inputs) = (job.read, job.index, job.inputs);
+    match replan(
+        job.remote, policy, read, index, inputs, decisions, admin_wipe,
+    )
+    .await
+    {
+        Ok(fresh) => {
+            let kept = fresh.dropped.into_iter();
+            outcome
+                .actions
+                .extend(kept.map(|d| Acted::ended(d, Outcome::Kept, None, None)));
+            Some((fresh.keep, fresh.admin_wipe, fresh.read))
+        }
+        Err((error, decisions)) => {
+            outcome.error = Some(error);
+            let why = Some(NotSent::ReReadFailed);
+            outcome.actions.extend(
+                decisions
+                    .into_iter()
+                    .map(|d| Acted::ended(d, Outcome::Failed, Some("not attempted".into()), why)),
+            );
+            None
+        }
+    }
+}
+
+/// Wipes instead of deleting: every decision is then confirmed, or fails as the wipe did.
+async fn wipe_step<R: Remote>(
+    remote: &R,
+    sweep: &Sweep,
+    decisions: Vec<(Decision, f64)>,
+    read_at: Instant,
+    outcome: &mut ReplicaOutcome,
+) -> Deleted {
+    let wiped = wipe(remote, &sweep.permit).await;
+    outcome.admin_wiped = wiped.ok();
+    let mut sent = Deleted {
+        first_sent: wiped.sent,
+        max_window: wiped.sent.map(|at| at.saturating_duration_since(read_at)),
+        ..Deleted::default()
+    };
+    match wiped.error {
+        Some((error, not_sent)) => {
+            outcome.error = Some(error.clone());
+            sent.failed = decisions
+                .into_iter()
+                .map(|(d, _)| Acted::ended(d, Outcome::Failed, Some(error.clone()), not_sent))
+                .collect();
+        }
+        None => {
+            sent.to_confirm = decisions
+                .into_iter()
+                .map(|(decision, push)| ToConfirm {
+                    decision,
+                    push,
+                    not_sent: None,
+                })
+                .collect();
+        }
+    }
+    sent
 }
