@@ -7,15 +7,12 @@ use std::sync::Mutex;
 
 use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::progress::TARGET;
+use crate::progress::{self, Tick, TARGET};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -43,18 +40,16 @@ pub fn init(format: LogFormat, level: &str, quiet: bool) -> crate::Result<()> {
         LogFormat::Plain => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
-    let bar_layer = bars.then(|| {
-        Bars {
-            multi,
-            bars: Mutex::default(),
-        }
-        .with_filter(Targets::new().with_target(TARGET, Level::TRACE))
-    });
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(logs.with_filter(filter))
-        .with(bar_layer)
         .try_init();
+    if bars {
+        progress::watch(Bars {
+            multi,
+            bars: Mutex::default(),
+        });
+    }
     Ok(())
 }
 
@@ -101,7 +96,7 @@ impl Drop for LineWriter {
     }
 }
 
-/// One bar per task, fed by the progress TRACE events; a task shows a bar once it has lasted
+/// One bar per task, fed by the progress ticks; a task shows a bar once it has lasted
 /// [`SHOW_AFTER`], so quick reads do not flicker.
 struct Bars {
     multi: MultiProgress,
@@ -115,62 +110,18 @@ enum Task {
     Shown(ProgressBar),
 }
 
-#[derive(Default)]
-struct Tick {
-    task: String,
-    done: u64,
-    total: Option<u64>,
-    unit: String,
-    finished: bool,
-}
-
-impl Visit for Tick {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "task" => self.task = value.to_string(),
-            "unit" => self.unit = value.to_string(),
-            _ => {}
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        match field.name() {
-            "done" => self.done = value,
-            "total" => self.total = Some(value),
-            _ => {}
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "finished" {
-            self.finished = value;
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "task" {
-            self.task = format!("{value:?}").trim_matches('"').to_string();
-        }
-    }
-}
-
-impl<S: Subscriber> Layer<S> for Bars {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if *event.metadata().level() != Level::TRACE {
-            return;
-        }
-        let mut tick = Tick::default();
-        event.record(&mut tick);
+impl progress::Watcher for Bars {
+    fn tick(&self, tick: Tick<'_>) {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         if tick.finished {
-            if let Some(Task::Shown(bar)) = bars.remove(&tick.task) {
+            if let Some(Task::Shown(bar)) = bars.remove(tick.task) {
                 bar.set_position(tick.done);
                 bar.finish_and_clear();
             }
             return;
         }
         let task = bars
-            .entry(tick.task.clone())
+            .entry(tick.task.to_string())
             .or_insert_with(|| Task::Waiting(std::time::Instant::now()));
         if let Task::Waiting(since) = task {
             if since.elapsed() < SHOW_AFTER {
@@ -185,7 +136,7 @@ impl<S: Subscriber> Layer<S> for Bars {
     }
 }
 
-fn new_bar(tick: &Tick) -> ProgressBar {
+fn new_bar(tick: &Tick<'_>) -> ProgressBar {
     let style = |template: &str| ProgressStyle::with_template(template).expect("a fixed template");
     let bar = match tick.total {
         Some(total) => ProgressBar::new(total).with_style(

@@ -1,37 +1,62 @@
-//! Acting on one replica: re-plan when the plan went old, delete on the replica's shared budget
-//! (paced to the gateway, backing off while its write queue is full) or wipe, then re-read to
-//! confirm each delete. Re-reads go through the engine, so policies confirming on one replica at
-//! the same time share them; a delete another policy just sent for the same copy is not sent
-//! again.
+//! Acting on one replica, step by step: re-plan when the plan went old (`replan.rs`), then wipe
+//! (`wipe.rs`) or delete (`delete.rs`), then re-read to confirm each delete (`confirm.rs`). Each
+//! step reaches the replica only through [`Remote`].
 //!
 //! The gateway answers 202 to any well-formed DELETE, even for a group that does not exist: only
 //! a re-read tells what really happened.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{stream, StreamExt};
-
-use super::confirm::{confirm, Confirm};
-use super::{Read, SweepConfig, NOT_ATTEMPTED};
-use crate::engine::{Access, Engine};
-use crate::http::redact_url;
-use crate::model::{KeyIndex, Labels, Source};
-use crate::plan::{self, Decision, ReplicaInput};
+use super::confirm::{confirm, ToConfirm};
+use super::delete::{delete, Deleted, Deleting};
+use super::remote::Remote;
+use super::replan::replan;
+use super::wipe::wipe;
+use super::{Read, SweepConfig};
+use crate::model::Labels;
+use crate::plan::{Decision, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{Failure, NotSent, Outcome};
-use crate::Error;
 
-/// How one replica's decisions ended: each with its error, and why it was not sent if it was not.
+/// How one decision ended: its outcome, its error, and why it was not sent if it was not.
+#[derive(Debug, Clone)]
+pub(crate) struct Acted {
+    pub decision: Decision,
+    pub outcome: Outcome,
+    pub error: Option<Failure>,
+    pub not_sent: Option<NotSent>,
+}
+
+/// Why a DELETE failed, and why it was not sent when it was not.
+pub(super) type Unsent = (Failure, Option<NotSent>);
+
+/// How one replica's decisions ended.
 pub(crate) struct ReplicaOutcome {
-    pub actions: Vec<(Decision, Outcome, Option<Failure>, Option<NotSent>)>,
+    pub actions: Vec<Acted>,
     pub replanned: bool,
     pub admin_wiped: bool,
     pub max_window: Option<Duration>,
     /// From the first DELETE (or the wipe) sent to the last confirmed or given up.
     pub deleting: Option<Duration>,
     pub error: Option<Failure>,
+}
+
+impl Acted {
+    pub fn ended(
+        decision: Decision,
+        outcome: Outcome,
+        error: Option<Failure>,
+        not_sent: Option<NotSent>,
+    ) -> Self {
+        Acted {
+            decision,
+            outcome,
+            error,
+            not_sent,
+        }
+    }
 }
 
 impl ReplicaOutcome {
@@ -46,76 +71,35 @@ impl ReplicaOutcome {
         }
     }
 
+    /// Every decision ended the same way without acting (dry run, guard).
     pub fn all(decisions: Vec<Decision>, outcome: Outcome) -> Self {
         ReplicaOutcome {
             actions: decisions
                 .into_iter()
-                .map(|d| (d, outcome, None, None))
+                .map(|d| Acted::ended(d, outcome, None, None))
                 .collect(),
             ..Self::empty()
         }
     }
 }
 
-/// What acting on one replica needs: the engine and credentials for its IO, the sweep, the read
-/// the plan was made from, and every replica's planner input (a re-plan needs them all).
-pub(crate) struct Job<'a, 'r> {
-    pub engine: &'a Engine,
-    pub access: &'a Access,
+/// What acting on one replica needs: the replica, the sweep, the read the plan was made from,
+/// and every replica's planner input (a re-plan needs them all).
+pub(crate) struct Job<'a, 'r, R> {
+    pub remote: &'a R,
     pub sweep: &'a SweepConfig,
     pub read: &'a Arc<Read>,
     pub index: usize,
     pub inputs: &'a [ReplicaInput<'r>],
 }
 
-/// Why a DELETE failed, and why it was not sent when it was not.
-type Unsent = (Failure, Option<NotSent>);
-
-/// A re-read wanted "now" may use one that started this long ago: policies re-reading one
-/// replica at the same moment then share it.
-const SAME_MOMENT: Duration = Duration::from_millis(500);
-
-/// No answer at all (refused, reset, timed out): the replica is gone for this sweep.
-fn unreachable(e: &Error) -> bool {
-    matches!(e, Error::Http { .. } | Error::Timeout { .. })
-}
-
-fn unanswered(first: &Failure) -> Unsent {
-    let say = |e: &str| format!("not attempted: the replica stopped answering ({e})");
-    let failure = Failure::both(say(first.detail()), say(first.public()));
-    (failure, Some(NotSent::ReplicaStoppedAnswering))
-}
-
-/// The permit was withdrawn before the DELETE went out.
-fn lost() -> Unsent {
-    (NOT_ATTEMPTED.into(), Some(NotSent::LeadershipLost))
-}
-
-/// The replica's health check never let the DELETE through (write queue full, or no answer).
-fn unhealthy(e: Failure) -> Unsent {
-    (e, Some(NotSent::Unhealthy))
-}
-
-/// Does this error say the gateway is pressed (a 5xx, no answer), so the pace should fall? A 4xx
-/// is about the request, not the load.
-pub(super) fn pressed(e: &Error) -> bool {
-    !matches!(e, Error::Status { status, .. } if *status < 500)
-}
-
-pub(crate) async fn act_on_replica(
-    job: Job<'_, '_>,
+pub(crate) async fn act_on_replica<R: Remote>(
+    job: Job<'_, '_, R>,
     decisions: Vec<Decision>,
     admin_wipe: bool,
     progress: Option<Progress>,
 ) -> ReplicaOutcome {
-    let Job {
-        engine,
-        access,
-        sweep,
-        read,
-        index,
-        inputs,
-    } = job;
+    let (remote, sweep, read) = (job.remote, job.sweep, job.read);
     // An unread replica has no decisions (the plan never treats it as empty).
     let Ok(planned_snapshot) = &read.snapshot else {
         return ReplicaOutcome::empty();
@@ -123,55 +107,17 @@ pub(crate) async fn act_on_replica(
     if decisions.is_empty() {
         return ReplicaOutcome::empty();
     }
-    let gateway = &read.gateway;
-    let replica = engine.replica(gateway);
-    let ttl_metric = sweep.policy.ttl_from_metric.as_deref();
     // Every later read and every DELETE uses the naming the plan was made with.
     let naming = planned_snapshot.naming;
     let mut outcome = ReplicaOutcome::empty();
 
-    // A big store takes long to read: if the plan is old, re-read this replica and keep only the
-    // decisions a fresh plan still makes, so a group pushed in between is not deleted.
-    let mut decisions = decisions;
-    let mut admin_wipe = admin_wipe;
-    let mut current: Arc<Read> = read.clone();
+    let (mut decisions, mut admin_wipe, mut current) = (decisions, admin_wipe, read.clone());
     if read.started.elapsed() > sweep.tuning.replan_after {
         outcome.replanned = true;
-        // Newer than the planned read in any case: a re-plan from the same read is no re-plan.
-        let since = Instant::now()
-            .checked_sub(SAME_MOMENT)
-            .unwrap_or_else(Instant::now)
-            .max(read.started + Duration::from_nanos(1));
-        let fresh = engine
-            .read(gateway, access, ttl_metric, Source::Metrics, since, false)
-            .await;
-        match &fresh.snapshot {
-            Ok(snapshot) => {
-                let mut replanned_inputs: Vec<ReplicaInput<'_>> = inputs.to_vec();
-                replanned_inputs[index].snapshot = Some(snapshot);
-                let new_plan = plan::plan(&sweep.policy, &replanned_inputs);
-                admin_wipe = admin_wipe && new_plan.replicas[index].admin_wipe;
-                let (keep, drop) = still_planned(decisions, &new_plan.replicas[index].deletes);
-                tracing::info!(
-                    gateway = %redact_url(gateway.url()),
-                    dropped = drop.len(),
-                    "plan was old: re-read and re-planned before deleting"
-                );
-                outcome
-                    .actions
-                    .extend(drop.into_iter().map(|d| (d, Outcome::Kept, None, None)));
-                decisions = keep;
-            }
-            Err(e) => {
-                outcome.error = Some(Failure::of("re-read before deleting failed", e));
-                outcome.actions.extend(decisions.into_iter().map(|d| {
-                    let why = Some(NotSent::ReReadFailed);
-                    (d, Outcome::Failed, Some("not attempted".into()), why)
-                }));
-                return outcome;
-            }
-        }
-        current = fresh;
+        let Some(fresh) = replan_step(&job, decisions, admin_wipe, &mut outcome).await else {
+            return outcome;
+        };
+        (decisions, admin_wipe, current) = fresh;
     }
     if decisions.is_empty() {
         return outcome;
@@ -179,159 +125,111 @@ pub(crate) async fn act_on_replica(
     let Ok(snapshot) = &current.snapshot else {
         unreachable!("a failed re-read returned above");
     };
-    let snapshot_started = current.started;
-    let planned_push: HashMap<&Labels, f64> = snapshot
+    let read_at = current.started;
+    let pushes: HashMap<&Labels, f64> = snapshot
         .groups
         .iter()
         .map(|g| (&g.labels, g.push_time))
         .collect();
-    let push_of = |d: &Decision| planned_push.get(&d.labels).copied().unwrap_or(0.0);
+    let decisions: Vec<(Decision, f64)> = decisions
+        .into_iter()
+        .map(|d| {
+            let push = pushes.get(&d.labels).copied().unwrap_or(0.0);
+            (d, push)
+        })
+        .collect();
 
-    let mut pending: Vec<(Decision, f64)> = Vec::new();
-    // The deletes this sweep claimed on the replica, released once confirmed.
-    let claimed: std::sync::Mutex<Vec<Labels>> = Default::default();
-    let first_sent: OnceLock<Instant> = OnceLock::new();
-    if admin_wipe {
-        let mut not_sent = None;
-        if let Err(e) = replica.budget.wait_healthy(gateway).await {
-            outcome.error = Some(e);
-            not_sent = Some(NotSent::Unhealthy);
-        } else if !sweep.permit.may_act() {
-            outcome.error = Some(NOT_ATTEMPTED.into());
-            not_sent = Some(NotSent::LeadershipLost);
-        } else {
-            outcome.max_window = Some(snapshot_started.elapsed());
-            let _ = first_sent.set(Instant::now());
-            match gateway.wipe().await {
-                Ok(()) => outcome.admin_wiped = true,
-                Err(e) => outcome.error = Some(Failure::of("admin wipe failed", &e)),
-            }
-        }
-        for d in decisions {
-            if outcome.admin_wiped {
-                let push = push_of(&d);
-                pending.push((d, push));
-            } else {
-                let error = outcome.error.clone();
-                outcome.actions.push((d, Outcome::Failed, error, not_sent));
-            }
-        }
+    let sent = if admin_wipe {
+        wipe_step(remote, sweep, decisions, read_at, &mut outcome).await
     } else {
-        let budget = &replica.budget;
-        let replica = &replica;
-        let fresh_claim = sweep.tuning.confirm_timeout;
-        // The first DELETE that got no answer at all: the rest are not sent to a replica that
-        // stopped answering (each would only wait for its own timeout).
-        let gone: OnceLock<Failure> = OnceLock::new();
-        let gone = &gone;
-        let claimed = &claimed;
-        let first_sent = &first_sent;
-        let results: Vec<(Decision, Duration, Result<(), Unsent>)> = stream::iter(decisions)
-            .map(|d| {
-                let progress = progress.as_ref();
-                let push = push_of(&d);
-                async move {
-                    // Asked before the pacing wait too, so the rest of a lost sweep ends at once.
-                    let permitted = || sweep.permit.may_act();
-                    if !permitted() {
-                        return (d, snapshot_started.elapsed(), Err(lost()));
-                    }
-                    if let Some(e) = gone.get() {
-                        return (d, snapshot_started.elapsed(), Err(unanswered(e)));
-                    }
-                    let ticket = match budget.acquire(gateway).await {
-                        Ok(t) => t,
-                        Err(e) => return (d, snapshot_started.elapsed(), Err(unhealthy(e))),
-                    };
-                    if !permitted() {
-                        return (d, snapshot_started.elapsed(), Err(lost()));
-                    }
-                    // Another policy sent this very delete moments ago: confirm it, don't repeat it.
-                    if !replica.claim_delete(&d.labels, push, snapshot_started, fresh_claim) {
-                        drop(ticket);
-                        if let Some(p) = progress {
-                            p.add(1);
-                        }
-                        return (d, snapshot_started.elapsed(), Ok(()));
-                    }
-                    claimed
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(d.labels.clone());
-                    let window = snapshot_started.elapsed();
-                    let _ = first_sent.get_or_init(Instant::now);
-                    // A key whose instance may be absent or empty is deleted as the first (the
-                    // common case); the confirmation deletes its twin if the copy stays.
-                    let result = gateway.delete(&d.labels, naming).await;
-                    budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
-                    if let Err(e) = &result {
-                        if unreachable(e) {
-                            let _ = gone.set(Failure::from(e));
-                        }
-                    }
-                    if let Some(p) = progress {
-                        p.add(1);
-                    }
-                    (d, window, result.map_err(|e| (Failure::from(&e), None)))
-                }
-            })
-            .buffer_unordered(sweep.tuning.delete_concurrency)
-            .collect()
-            .await;
-        for (d, window, result) in results {
-            match result {
-                Ok(()) => {
-                    outcome.max_window = Some(outcome.max_window.map_or(window, |w| w.max(window)));
-                    let push = push_of(&d);
-                    pending.push((d, push));
-                }
-                Err((e, why)) => outcome.actions.push((d, Outcome::Failed, Some(e), why)),
-            }
-        }
-    }
-    let confirmed = confirm(
-        Confirm {
-            engine,
-            access,
-            gateway,
-            budget: &replica.budget,
-            ttl_metric,
+        let with = Deleting {
+            permit: &sweep.permit,
             naming,
-        },
-        pending,
-        sweep.tuning.confirm_timeout,
-    )
-    .await;
-    replica.release_deletes(
-        claimed
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter(),
-    );
-    outcome.deleting = first_sent.get().map(Instant::elapsed);
-    // Each went out: sent by this sweep, or by another policy's moments before (claimed).
-    let confirmed = confirmed.into_iter().map(|(d, o, e)| (d, o, e, None));
+            read_at,
+            concurrency: sweep.tuning.delete_concurrency,
+            fresh_claim: sweep.tuning.confirm_timeout,
+            progress: progress.as_ref(),
+        };
+        delete(remote, with, decisions).await
+    };
+    outcome.actions.extend(sent.failed);
+    outcome.max_window = sent.max_window;
+    let timeout = sweep.tuning.confirm_timeout;
+    let confirmed = confirm(remote, naming, sent.to_confirm, timeout).await;
+    remote.release(&sent.claimed);
+    outcome.deleting = sent.first_sent.map(|at| at.elapsed());
     outcome.actions.extend(confirmed);
     outcome
 }
 
-/// The old plan's decisions that a fresh plan still makes, as the fresh plan made them (its key,
-/// read from the fresh snapshot, is what the deletes and the confirmation look up), and those it
-/// no longer makes. Keys are matched whichever way each read was made (`/metrics` or JSON).
-fn still_planned(old: Vec<Decision>, fresh: &[Decision]) -> (Vec<Decision>, Vec<Decision>) {
-    let index = KeyIndex::new(fresh.iter().map(|d| (&d.labels, d.instance_unsure, 0.0)));
-    let mut taken = HashSet::new();
-    let mut keep = Vec::new();
-    let mut drop = Vec::new();
-    for d in old {
-        match index.find(&d.labels, d.instance_unsure) {
-            Some((at, _)) => {
-                if taken.insert(at) {
-                    keep.push(fresh[at].clone());
-                }
-            }
-            None => drop.push(d),
+/// Re-plans from a fresh read: the decisions still made, whether the wipe still stands, and the
+/// read. The ones dropped end `kept`; when the re-read fails, every one fails unsent (`None`).
+async fn replan_step<R: Remote>(
+    job: &Job<'_, '_, R>,
+    decisions: Vec<Decision>,
+    admin_wipe: bool,
+    outcome: &mut ReplicaOutcome,
+) -> Option<(Vec<Decision>, bool, Arc<Read>)> {
+    let policy = &job.sweep.policy;
+    let (read, index, inputs) = (job.read, job.index, job.inputs);
+    match replan(
+        job.remote, policy, read, index, inputs, decisions, admin_wipe,
+    )
+    .await
+    {
+        Ok(fresh) => {
+            let kept = fresh.dropped.into_iter();
+            outcome
+                .actions
+                .extend(kept.map(|d| Acted::ended(d, Outcome::Kept, None, None)));
+            Some((fresh.keep, fresh.admin_wipe, fresh.read))
+        }
+        Err((error, decisions)) => {
+            outcome.error = Some(error);
+            let why = Some(NotSent::ReReadFailed);
+            outcome.actions.extend(
+                decisions
+                    .into_iter()
+                    .map(|d| Acted::ended(d, Outcome::Failed, Some("not attempted".into()), why)),
+            );
+            None
         }
     }
-    (keep, drop)
+}
+
+/// Wipes instead of deleting: every decision is then confirmed, or fails as the wipe did.
+async fn wipe_step<R: Remote>(
+    remote: &R,
+    sweep: &SweepConfig,
+    decisions: Vec<(Decision, f64)>,
+    read_at: Instant,
+    outcome: &mut ReplicaOutcome,
+) -> Deleted {
+    let wiped = wipe(remote, &sweep.permit).await;
+    outcome.admin_wiped = wiped.ok();
+    let mut sent = Deleted {
+        first_sent: wiped.sent,
+        max_window: wiped.sent.map(|at| at.saturating_duration_since(read_at)),
+        ..Deleted::default()
+    };
+    match wiped.error {
+        Some((error, not_sent)) => {
+            outcome.error = Some(error.clone());
+            sent.failed = decisions
+                .into_iter()
+                .map(|(d, _)| Acted::ended(d, Outcome::Failed, Some(error.clone()), not_sent))
+                .collect();
+        }
+        None => {
+            sent.to_confirm = decisions
+                .into_iter()
+                .map(|(decision, push)| ToConfirm {
+                    decision,
+                    push,
+                    not_sent: None,
+                })
+                .collect();
+        }
+    }
+    sent
 }

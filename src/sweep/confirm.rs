@@ -1,34 +1,31 @@
 //! Confirming deletes: the gateway answers 202 to any well-formed DELETE, even for a group that
 //! does not exist, so the replica is re-read until each deleted group is gone or pushed again.
-//! Re-reads go through the engine, so policies confirming on one replica at the same time share
-//! them.
+//! Re-reads go through the replica's shared reads, so policies confirming on one replica at the
+//! same time share them.
 
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
-use super::act::pressed;
-use crate::engine::{Access, Budget, Engine};
-use crate::gateway::Gateway;
+use super::act::Acted;
+use super::remote::Remote;
 use crate::model::{KeyIndex, Naming, Presence, Source};
 use crate::plan::Decision;
-use crate::report::{Failure, Outcome};
+use crate::report::{Failure, NotSent, Outcome};
 
-/// What confirming deletes on one replica reads and writes with.
-pub(super) struct Confirm<'a> {
-    pub engine: &'a Engine,
-    pub access: &'a Access,
-    pub gateway: &'a Gateway,
-    pub budget: &'a Budget,
-    pub ttl_metric: Option<&'a str>,
-    pub naming: Naming,
+/// One delete sent, waiting for its confirmation.
+pub(super) struct ToConfirm {
+    pub decision: Decision,
+    /// The push time of the copy deleted: a later one means it was pushed again.
+    pub push: f64,
+    /// Carried to the outcome: set when this sweep did not send the request itself.
+    pub not_sent: Option<NotSent>,
 }
 
-/// One delete waiting for its confirmation: the push time of the copy deleted, and whether the
-/// twin of a key read without a sure instance was deleted too.
+/// One delete waiting for its confirmation, and whether the twin of a key read without a sure
+/// instance was deleted too.
 struct Pending {
-    decision: Decision,
-    push: f64,
+    sent: ToConfirm,
     twin_sent: bool,
 }
 
@@ -36,25 +33,18 @@ struct Pending {
 /// Re-reads are light (`/metrics`); a delete planned from an exact key that the light read can
 /// only match to "it, or its twin with(out) `instance=""`" is confirmed by a JSON re-read. A key
 /// read without a sure instance whose same copy is still there after its DELETE had
-/// `instance=""`: its twin is deleted then, once, on the replica's budget.
-pub(super) async fn confirm(
-    with: Confirm<'_>,
-    pending: Vec<(Decision, f64)>,
+/// `instance=""`: its twin is deleted then, once, on the replica's budget, by the sweep that sent
+/// the DELETE.
+pub(super) async fn confirm<R: Remote>(
+    remote: &R,
+    naming: Naming,
+    pending: Vec<ToConfirm>,
     timeout: Duration,
-) -> Vec<(Decision, Outcome, Option<Failure>)> {
-    let Confirm {
-        engine,
-        access,
-        gateway,
-        budget,
-        ttl_metric,
-        naming,
-    } = with;
+) -> Vec<Acted> {
     let mut pending: Vec<Pending> = pending
         .into_iter()
-        .map(|(decision, push)| Pending {
-            decision,
-            push,
+        .map(|sent| Pending {
+            sent,
             twin_sent: false,
         })
         .collect();
@@ -67,9 +57,7 @@ pub(super) async fn confirm(
     let mut source = Source::Metrics;
     // Bounded by the deadline; a few rounds usually suffice because writes are processed in order.
     while !pending.is_empty() {
-        let read = engine
-            .read(gateway, access, ttl_metric, source, since, false)
-            .await;
+        let read = remote.read_since(source, since).await;
         let mut twins = Vec::new();
         match &read.snapshot {
             Ok(snapshot) if snapshot.naming == naming => {
@@ -78,14 +66,17 @@ pub(super) async fn confirm(
                 let mut still = Vec::new();
                 source = Source::Metrics;
                 for p in pending {
-                    let d = &p.decision;
+                    let d = &p.sent.decision;
                     match now.find(&d.labels, d.instance_unsure) {
-                        None => done.push((p.decision, Outcome::Deleted, None)),
-                        Some((_, Presence::Same(t))) if t > p.push => {
-                            done.push((p.decision, Outcome::Repushed, None))
+                        None => done.push(p.sent.end(Outcome::Deleted, None)),
+                        Some((_, Presence::Same(t))) if t > p.sent.push => {
+                            done.push(p.sent.end(Outcome::Repushed, None))
                         }
                         Some((_, Presence::Same(_))) => {
-                            if d.instance_unsure && !p.twin_sent {
+                            // Only the sweep that sent the DELETE deletes the twin: another one
+                            // may be reading before that DELETE was even answered.
+                            let ours = p.sent.not_sent.is_none();
+                            if d.instance_unsure && !p.twin_sent && ours {
                                 twins.push(still.len());
                             }
                             still.push(p);
@@ -108,11 +99,10 @@ pub(super) async fn confirm(
         if !twins.is_empty() {
             let sent = stream::iter(twins)
                 .map(|i| {
-                    let labels = &pending[i].decision.labels;
+                    let labels = &pending[i].sent.decision.labels;
                     async move {
-                        let ticket = budget.acquire(gateway).await.ok()?;
-                        let result = gateway.delete_empty_instance(labels, naming).await;
-                        budget.answered(ticket, result.as_ref().err().is_none_or(|e| !pressed(e)));
+                        let slot = remote.slot().await.ok()?;
+                        let result = remote.delete(slot, labels, naming, true).await;
                         result.ok().map(|()| i)
                     }
                 })
@@ -140,7 +130,18 @@ pub(super) async fn confirm(
     done.extend(
         pending
             .into_iter()
-            .map(|p| (p.decision, Outcome::Unconfirmed, Some(why.clone()))),
+            .map(|p| p.sent.end(Outcome::Unconfirmed, Some(why.clone()))),
     );
     done
+}
+
+impl ToConfirm {
+    fn end(self, outcome: Outcome, error: Option<Failure>) -> Acted {
+        Acted {
+            decision: self.decision,
+            outcome,
+            error,
+            not_sent: self.not_sent,
+        }
+    }
 }

@@ -132,8 +132,9 @@ pub struct ActionReport {
     pub not_sent: Option<NotSent>,
 }
 
-/// Why a decided DELETE (or wipe) was never sent. Such an action is `failed`, but no request
-/// reached the gateway for it, so it counts in no tally of requests sent.
+/// Why a decided DELETE (or wipe) was never sent by this sweep: no request of its own reached the
+/// gateway for it, so it counts in no tally of requests sent. Such an action is `failed`, except
+/// one [`NotSent::SentByAnother`], which ends as the other sweep's request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotSent {
     /// The right to act was withdrawn before it: the controller lost its leadership.
@@ -145,6 +146,9 @@ pub enum NotSent {
     Unhealthy,
     /// The plan was old, and the re-read that would have renewed it failed.
     ReReadFailed,
+    /// Another policy's sweep had sent this very DELETE moments before: this one confirmed it
+    /// (its outcome is that confirmation's) and sent nothing, so the request counts once.
+    SentByAnother,
 }
 
 impl ActionReport {

@@ -71,6 +71,23 @@ fn no_reason_for_not_sending_is_counted_as_sent() {
     }
 }
 
+/// A delete another policy sent moments before ends as that request did (deleted, repushed,
+/// unconfirmed): counted in its outcome, never as a second request.
+#[test]
+fn a_delete_sent_by_another_policy_counts_in_its_outcome_not_as_a_request() {
+    for outcome in [Outcome::Deleted, Outcome::Repushed, Outcome::Unconfirmed] {
+        let r = report(vec![
+            action(outcome, None, Some(NotSent::SentByAnother)),
+            action(Outcome::Deleted, None, None),
+        ]);
+        assert_eq!(r.delete_requests(), 1, "{outcome:?}");
+        assert_eq!(
+            r.count(outcome),
+            if outcome == Outcome::Deleted { 2 } else { 1 }
+        );
+    }
+}
+
 /// What is counted as sent: every outcome of a request that went out, and nothing else.
 #[test]
 fn only_outcomes_of_a_request_sent_count() {
