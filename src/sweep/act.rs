@@ -20,17 +20,7 @@ use crate::plan::{Decision, ReplicaInput};
 use crate::progress::Progress;
 use crate::report::{Failure, NotSent, Outcome};
 
-/// How one decision ended: its outcome, its error, and why it was not sent if it was not.
-#[derive(Debug, Clone)]
-pub(crate) struct Acted {
-    pub decision: Decision,
-    pub outcome: Outcome,
-    pub error: Option<Failure>,
-    pub not_sent: Option<NotSent>,
-}
-
-/// Why a DELETE failed, and why it was not sent when it was not.
-pub(super) type Unsent = (Failure, Option<NotSent>);
+pub(crate) use super::acted::Acted;
 
 /// How one replica's decisions ended.
 pub(crate) struct ReplicaOutcome {
@@ -41,22 +31,6 @@ pub(crate) struct ReplicaOutcome {
     /// From the first DELETE (or the wipe) sent to the last confirmed or given up.
     pub deleting: Option<Duration>,
     pub error: Option<Failure>,
-}
-
-impl Acted {
-    pub fn ended(
-        decision: Decision,
-        outcome: Outcome,
-        error: Option<Failure>,
-        not_sent: Option<NotSent>,
-    ) -> Self {
-        Acted {
-            decision,
-            outcome,
-            error,
-            not_sent,
-        }
-    }
 }
 
 impl ReplicaOutcome {

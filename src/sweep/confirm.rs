@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
-use super::act::Acted;
+use super::acted::Acted;
 use super::remote::Remote;
 use crate::model::{KeyIndex, Naming, Presence, Source};
 use crate::plan::Decision;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 
-use super::act::{Acted, Unsent};
+use super::acted::{Acted, Unsent};
 use super::confirm::ToConfirm;
 use super::remote::Remote;
 use super::{Permit, NOT_ATTEMPTED};

@@ -3,6 +3,7 @@
 //! one-shot CLI, the policy-file loop, the controller) all run this and decide nothing themselves.
 
 mod act;
+mod acted;
 mod confirm;
 mod delete;
 mod flow;

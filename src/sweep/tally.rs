@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::act::{Acted, ReplicaOutcome};
+use super::act::ReplicaOutcome;
+use super::acted::Acted;
 use super::{Read, SweepConfig};
 use crate::discover::Refused;
 use crate::guard::GuardTrip;
