@@ -1,7 +1,8 @@
 //! The layers of this crate, checked: every `crate::x` path in `src/` must point to the same or a
-//! lower layer, and no two top-level modules may import each other in a loop. The core crate
-//! (`crates/core`) is the bottom; the compiler already refuses its imports from up here. A new
-//! top-level module fails this test until it is given a layer below.
+//! lower layer, no two top-level modules may import each other in a loop, nor two files of one
+//! folder through `super::`. The core crate (`crates/core`) is the bottom; the compiler already
+//! refuses its imports from up here. A new top-level module fails this test until it is given a
+//! layer below.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -82,15 +83,21 @@ fn code_of(line: &str) -> &str {
 /// Every top-level module named by a `crate::` path in `text`, with its line: `crate::x::y`,
 /// and each item of `crate::{x, y::z}` (over several lines too).
 fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    paths_after(text, "crate::")
+}
+
+/// The first segment after each `prefix` (`crate::` or `super::`) in `text`, with its line, as
+/// [`crate_paths`] describes.
+fn paths_after(text: &str, prefix: &str) -> Vec<(usize, String)> {
     let code: Vec<&str> = text.lines().map(code_of).collect();
     let joined = code.join("\n");
     let mut found = Vec::new();
     let mut rest = joined.as_str();
     let mut offset = 0;
-    while let Some(i) = rest.find("crate::") {
+    while let Some(i) = rest.find(prefix) {
         let at = offset + i;
         let preceded = joined[..at].chars().next_back();
-        let after = &joined[at + "crate::".len()..];
+        let after = &joined[at + prefix.len()..];
         let line = joined[..at].matches('\n').count() + 1;
         // `$crate::` in a macro and `pushgateway_janitor_core::` are not this crate's paths.
         if !preceded.is_some_and(|c| c == '$' || c == '_' || c.is_alphanumeric()) {
@@ -102,7 +109,7 @@ fn crate_paths(text: &str) -> Vec<(usize, String)> {
                 found.push((line, ident(after)));
             }
         }
-        offset = at + "crate::".len();
+        offset = at + prefix.len();
         rest = &joined[offset..];
     }
     found.retain(|(_, name)| !name.is_empty() && name != "self");
@@ -218,7 +225,45 @@ fn violations(src: &Path) -> Vec<String> {
     for circle in circles(&edges) {
         problems.push(format!("circle: {} -> {}", circle.join(" -> "), circle[0]));
     }
+    problems.extend(sibling_circles(src, &files_under(src)));
     problems
+}
+
+fn files_under(src: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    files
+}
+
+/// Files of one folder that import each other in a loop through `super::` (`sweep/act.rs` and
+/// `sweep/confirm.rs`, say), each loop named by its files. A folder's `mod.rs` and test files are
+/// left out: a parent declares its children, and a test may import anything.
+fn sibling_circles(src: &Path, files: &[PathBuf]) -> Vec<String> {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        if stem == "mod" || stem.ends_with("_tests") {
+            continue;
+        }
+        let dir = file.parent().unwrap();
+        let node = |name: &str| {
+            let shown = Path::new("src").join(dir.strip_prefix(src).unwrap());
+            shown.join(format!("{name}.rs")).display().to_string()
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for (_, target) in paths_after(&text, "super::") {
+            let sibling = dir.join(format!("{target}.rs")).is_file()
+                || dir.join(&target).join("mod.rs").is_file();
+            if sibling && target != stem && !target.ends_with("_tests") {
+                edges.entry(node(&stem)).or_default().insert(node(&target));
+            }
+        }
+    }
+    circles(&edges)
+        .into_iter()
+        .map(|c| format!("circle of files: {} -> {}", c.join(" -> "), c[0]))
+        .collect()
 }
 
 #[test]
@@ -270,5 +315,25 @@ fn an_upward_import_and_a_circle_are_each_named() {
             "src/plan.rs:2: `plan` (core) imports `crate::sweep` (engine), a layer above",
             "circle: gateway -> http -> gateway",
         ]
+    );
+}
+
+#[test]
+fn files_of_one_folder_importing_each_other_are_a_circle() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir(src.join("sweep")).unwrap();
+    std::fs::write(src.join("sweep/mod.rs"), "mod act;\nmod confirm;\n").unwrap();
+    std::fs::write(
+        src.join("sweep/act.rs"),
+        "use super::confirm::{confirm, ToConfirm};\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("sweep/confirm.rs"), "use super::act::Acted;\n").unwrap();
+    std::fs::write(src.join("sweep/act_tests.rs"), "use super::act::Job;\n").unwrap();
+    let problems = sibling_circles(src, &files_under(src));
+    assert_eq!(
+        problems,
+        ["circle of files: src/sweep/act.rs -> src/sweep/confirm.rs -> src/sweep/act.rs"]
     );
 }
